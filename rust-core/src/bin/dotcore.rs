@@ -1,0 +1,361 @@
+//! `dotcore`: the desktop face of the engine.
+//!
+//! `query` resolves one name; `proxy` is a local stub resolver on UDP and
+//! TCP (like stubby) forwarding through the engine; `providers` lists the
+//! catalogue. Bad input exits non-zero with a one-line error.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, Semaphore};
+
+use dotcore::config::{parse_resolver_address, CustomServer, Upstream};
+use dotcore::packet::{client_udp_payload_limit, truncate_dns_response};
+use dotcore::{message, providers, Config, Mode, NoHost, Resolver};
+
+#[derive(Parser)]
+#[command(name = "dotcore", version, about = "DNS-over-TLS client (RFC 7858, RFC 8310 profiles)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Resolve one name and print the answer like `dig +short`.
+    Query {
+        /// Name to resolve.
+        name: String,
+        /// Record type (A, AAAA, TXT, MX, ... or a number).
+        #[arg(default_value = "A")]
+        rtype: String,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Run a local stub resolver on UDP and TCP until interrupted.
+    Proxy {
+        /// Address to listen on, e.g. 127.0.0.1:5353.
+        #[arg(long, default_value = "127.0.0.1:5353")]
+        listen: String,
+        /// Most client queries being answered at once.
+        #[arg(long, default_value_t = 4096)]
+        max_concurrent: usize,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the built-in providers.
+    Providers,
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Built-in provider id (see `dotcore providers`); default cloudflare.
+    #[arg(long, conflicts_with = "server")]
+    provider: Option<String>,
+    /// Configuration ID for providers that need one (NextDNS).
+    #[arg(long)]
+    config_id: Option<String>,
+    /// A DoT server address, IP or IP:PORT (repeatable).
+    #[arg(long = "server")]
+    server: Vec<String>,
+    /// Authentication domain name of --server.
+    #[arg(long)]
+    name: Option<String>,
+    /// SPKI pin (base64 SHA-256, RFC 7469) of --server (repeatable).
+    #[arg(long = "pin")]
+    pin: Vec<String>,
+    /// Extra CA certificates (PEM file) to trust.
+    #[arg(long)]
+    ca: Option<String>,
+    /// strict or opportunistic.
+    #[arg(long, default_value = "strict")]
+    mode: String,
+    /// The network's clear-text resolver, IP or IP:PORT (repeatable; used by
+    /// opportunistic mode).
+    #[arg(long = "fallback")]
+    fallback: Vec<String>,
+    /// Per-query timeout in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    /// Print the engine's counters as one JSON line on exit.
+    #[arg(long)]
+    stats: bool,
+    /// Log each query to stderr.
+    #[arg(long)]
+    query_log: bool,
+}
+
+impl ServerArgs {
+    fn config(&self) -> Result<Config, String> {
+        let mode = Mode::parse(&self.mode)
+            .ok_or_else(|| format!("--mode: {:?} is not strict or opportunistic", self.mode))?;
+        let upstream = if !self.server.is_empty() {
+            Upstream::Custom(vec![CustomServer {
+                name: self.name.clone(),
+                addresses: self.server.clone(),
+                port: 0,
+                pins: self.pin.clone(),
+            }])
+        } else if self.name.is_some() || !self.pin.is_empty() {
+            return Err("--name and --pin need --server".into());
+        } else if let Some(id) = &self.provider {
+            Upstream::Provider {
+                id: id.clone(),
+                config_id: self.config_id.clone(),
+            }
+        } else if mode == Mode::Opportunistic && !self.fallback.is_empty() {
+            Upstream::NetworkResolvers
+        } else {
+            Config::default().upstream
+        };
+        let extra_ca_pem = match &self.ca {
+            Some(path) => Some(
+                std::fs::read_to_string(path).map_err(|e| format!("--ca: cannot read {path}: {e}"))?,
+            ),
+            None => None,
+        };
+        let network_resolvers = self
+            .fallback
+            .iter()
+            .map(|f| parse_resolver_address(f).map_err(|_| format!("--fallback: {f:?} is not IP or IP:PORT")))
+            .collect::<Result<Vec<SocketAddr>, String>>()?;
+        if self.timeout_ms == 0 {
+            return Err("--timeout-ms: must be above 0".into());
+        }
+        let mut config = Config {
+            upstream,
+            mode,
+            extra_ca_pem,
+            network_resolvers,
+            query_log: self.query_log,
+            ..Config::default()
+        };
+        config.timeouts.query = Duration::from_millis(self.timeout_ms);
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    fn resolver(&self) -> Result<Resolver, String> {
+        let config = self.config()?;
+        let host: Arc<dyn dotcore::Host> = if self.query_log {
+            Arc::new(StderrLog)
+        } else {
+            Arc::new(NoHost)
+        };
+        Resolver::new(&config, host).map_err(|e| e.to_string())
+    }
+}
+
+/// Host printing events to stderr, for `--query-log`.
+struct StderrLog;
+
+impl dotcore::Host for StderrLog {
+    fn on_event(&self, event: dotcore::Event) {
+        eprintln!("{event:?}");
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    // One thread, as on the phone.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dotcore: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Query {
+                name,
+                rtype,
+                json,
+                server,
+            } => query(&name, &rtype, json, &server).await,
+            Command::Proxy {
+                listen,
+                max_concurrent,
+                server,
+            } => proxy(&listen, max_concurrent, &server).await,
+            Command::Providers => {
+                for p in providers::PROVIDERS {
+                    let addrs: Vec<String> = p.addresses.iter().map(|a| a.to_string()).collect();
+                    println!("{:<14} {:<40} {}", p.id, p.auth_name, addrs.join(" "));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dotcore: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn query(name: &str, rtype: &str, json: bool, args: &ServerArgs) -> Result<ExitCode, String> {
+    let bytes = message::build_query(name, rtype).map_err(|e| e.to_string())?;
+    let resolver = args.resolver()?;
+    let answer = resolver.resolve(&bytes).await;
+    let answer = message::decode_answer(&answer).map_err(|e| e.to_string())?;
+    if json {
+        let records: Vec<serde_json::Value> = answer
+            .records
+            .iter()
+            .map(|r| serde_json::json!({"name": r.name, "type": r.rtype, "ttl": r.ttl, "data": r.data}))
+            .collect();
+        println!("{}", serde_json::json!({"rcode": answer.rcode, "answers": records}));
+    } else {
+        for r in &answer.records {
+            println!("{}", r.data);
+        }
+    }
+    if args.stats {
+        println!("{}", resolver.stats().to_json());
+    }
+    resolver.shutdown().await;
+    Ok(if answer.rcode == "NOERROR" {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("dotcore: {name} {rtype}: {}", answer.rcode);
+        ExitCode::FAILURE
+    })
+}
+
+async fn proxy(listen: &str, max_concurrent: usize, args: &ServerArgs) -> Result<ExitCode, String> {
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|_| format!("--listen: {listen:?} is not IP:PORT"))?;
+    if max_concurrent == 0 {
+        return Err("--max-concurrent: must be above 0".into());
+    }
+    let resolver = args.resolver()?;
+    let udp = Arc::new(
+        UdpSocket::bind(addr)
+            .await
+            .map_err(|e| format!("--listen: cannot bind UDP {addr}: {e}"))?,
+    );
+    let tcp = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--listen: cannot bind TCP {addr}: {e}"))?;
+    eprintln!("dotcore: listening on {addr} (UDP and TCP)");
+    let limit = Arc::new(Semaphore::new(max_concurrent));
+    let udp_task = tokio::spawn(serve_udp(udp, resolver.clone(), limit.clone()));
+    let tcp_task = tokio::spawn(serve_tcp(tcp, resolver.clone(), limit));
+    wait_for_signal().await;
+    udp_task.abort();
+    tcp_task.abort();
+    if args.stats {
+        println!("{}", resolver.stats().to_json());
+    }
+    resolver.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn serve_udp(socket: Arc<UdpSocket>, resolver: Resolver, limit: Arc<Semaphore>) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        // Take a permit before reading: a full engine slows the reader, and
+        // the kernel's socket buffer (not our memory) absorbs the burst.
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
+        let (n, peer) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("UDP receive: {e}");
+                continue;
+            }
+        };
+        let query = buf[..n].to_vec();
+        let socket = socket.clone();
+        let resolver = resolver.clone();
+        tokio::spawn(async move {
+            let answer = resolver.resolve(&query).await;
+            let answer = truncate_dns_response(&answer, client_udp_payload_limit(&query));
+            if let Err(e) = socket.send_to(&answer, peer).await {
+                log::debug!("UDP send to {peer}: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, resolver: Resolver, limit: Arc<Semaphore>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(serve_tcp_client(stream, resolver.clone(), limit.clone()));
+            }
+            Err(e) => {
+                log::warn!("TCP accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// One TCP client: queries answered concurrently, answers written in
+/// completion order (RFC 7766 §6.2.1.1), the connection closed after 10 s
+/// without a query (RFC 7766 §6.2.3 suggests seconds).
+async fn serve_tcp_client(stream: TcpStream, resolver: Resolver, limit: Arc<Semaphore>) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    let writer_task = tokio::spawn(async move {
+        while let Some(answer) = rx.recv().await {
+            let mut framed = Vec::with_capacity(answer.len() + 2);
+            framed.extend_from_slice(&(answer.len() as u16).to_be_bytes());
+            framed.extend_from_slice(&answer);
+            if writer.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+    });
+    loop {
+        let len = match tokio::time::timeout(Duration::from_secs(10), reader.read_u16()).await {
+            Ok(Ok(len)) => len as usize,
+            _ => break,
+        };
+        let mut query = vec![0u8; len];
+        if reader.read_exact(&mut query).await.is_err() {
+            break;
+        }
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break;
+        };
+        let resolver = resolver.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let answer = resolver.resolve(&query).await;
+            let _ = tx.send(answer).await;
+            drop(permit);
+        });
+    }
+    drop(tx);
+    let _ = writer_task.await;
+}

@@ -1,0 +1,40 @@
+//! dotcore: a DNS-over-TLS client core for phones.
+//!
+//! The engine takes DNS queries in wire format and answers them over TLS
+//! (RFC 7858) under the strict or opportunistic privacy profile (RFC 8310),
+//! keeping connections open only as long as the device's power state makes
+//! worthwhile. Start with [`Resolver`] and [`Config`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), dotcore::ConfigError> {
+//! use std::sync::Arc;
+//! let resolver = dotcore::Resolver::new(&dotcore::Config::default(), Arc::new(dotcore::NoHost))?;
+//! let query: Vec<u8> = vec![/* a DNS query */];
+//! let answer = resolver.resolve(&query).await;
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod cache;
+mod cleartext;
+pub mod config;
+pub mod host;
+pub mod message;
+pub mod packet;
+pub mod policy;
+pub mod providers;
+pub mod resolver;
+mod spki;
+pub mod stats;
+pub mod tls;
+mod transport;
+mod upstream;
+pub mod wire;
+
+pub use config::{CacheConfig, Config, ConfigError, CustomServer, Mode, Timeouts, Upstream};
+pub use host::{AnswerSource, Dialer, Event, Host, NoHost};
+pub use policy::{IdlePolicy, PowerState};
+pub use resolver::Resolver;
+pub use stats::StatsSnapshot;

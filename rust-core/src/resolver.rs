@@ -1,0 +1,545 @@
+//! The resolver: wire-format query in, wire-format answer out.
+//!
+//! Order of work for one query: validate it; answer from the cache; join an
+//! identical query already in flight; otherwise send it over DoT (retrying
+//! once on a fresh connection if the connection broke) and, in
+//! opportunistic mode only, over clear text when TLS cannot be set up.
+//! Whatever goes wrong, the client gets an answer: SERVFAIL, or FORMERR for
+//! a query we cannot read.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use crate::cache::Cache;
+use crate::cleartext::Cleartext;
+use crate::config::{Config, ConfigError, Mode, ServerSpec, Upstream, Validated};
+use crate::host::{AnswerSource, Dialer, Event, Host, TcpDialer};
+use crate::policy::PowerState;
+use crate::providers::DOT_PORT;
+use crate::stats::{FailureKind, Stats, StatsSnapshot};
+use crate::tls::{ChainVerifier, ServerTls};
+use crate::transport::{Connection, ConnectionSettings, ExchangeError, OpenError};
+use crate::upstream::{ConnectEnv, UpstreamServer};
+use crate::wire::{self, Layout, Query, QueryError, QuestionKey};
+
+/// An answer shared between coalesced queries.
+type Shared = Arc<Result<(Vec<u8>, Layout, AnswerSource), FailureKind>>;
+
+/// The DNS-over-TLS resolver. Cheap to clone; all clones share one engine.
+///
+/// Methods that return futures must run inside a Tokio runtime (the engine
+/// spawns one task per connection on it). A current-thread runtime is
+/// enough and is what the Android build uses.
+#[derive(Clone)]
+pub struct Resolver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    host: Arc<dyn Host>,
+    dialer: Arc<dyn Dialer>,
+    stats: Arc<Stats>,
+    cache: Cache,
+    chain: Arc<ChainVerifier>,
+    servers: RwLock<Vec<Arc<UpstreamServer>>>,
+    network_resolvers: RwLock<Vec<SocketAddr>>,
+    power: watch::Sender<PowerState>,
+    cleartext: Option<Cleartext>,
+    fallback: Mutex<Fallback>,
+    inflight: Mutex<HashMap<QuestionKey, Vec<oneshot::Sender<Shared>>>>,
+    shut_down: AtomicBool,
+}
+
+/// Opportunistic mode's memory of DoT not working.
+#[derive(Debug)]
+struct Fallback {
+    /// While set, queries go in clear text; at that instant DoT is probed again.
+    until: Option<Instant>,
+    backoff: Duration,
+    probing: bool,
+}
+
+/// How sending over DoT failed.
+enum DotFailure {
+    Open(OpenError),
+    Exchange(ExchangeError),
+}
+
+impl Resolver {
+    /// A resolver for `config` whose sockets go through `host`.
+    pub fn new(config: &Config, host: Arc<dyn Host>) -> Result<Resolver, ConfigError> {
+        let dialer = Arc::new(TcpDialer::new(host.clone()));
+        Resolver::with_dialer(config, host, dialer)
+    }
+
+    /// A resolver whose DoT streams come from `dialer` (tests and trace
+    /// replays reach in-process servers this way).
+    pub fn with_dialer(
+        config: &Config,
+        host: Arc<dyn Host>,
+        dialer: Arc<dyn Dialer>,
+    ) -> Result<Resolver, ConfigError> {
+        let Validated {
+            config,
+            servers,
+            extra_roots,
+        } = config.validate()?;
+        let stats = Arc::new(Stats::default());
+        let chain = Arc::new(ChainVerifier::new(&extra_roots));
+        let (power, _) = watch::channel(config.power_state);
+        let cleartext = Cleartext::for_mode(
+            config.mode,
+            host.clone(),
+            stats.clone(),
+            config.timeouts.connect,
+        );
+        let inner = Inner {
+            cache: Cache::new(config.cache),
+            fallback: Mutex::new(Fallback {
+                until: None,
+                backoff: config.reprobe.initial,
+                probing: false,
+            }),
+            servers: RwLock::new(Vec::new()),
+            network_resolvers: RwLock::new(config.network_resolvers.clone()),
+            host,
+            dialer,
+            stats,
+            chain,
+            power,
+            cleartext,
+            inflight: Mutex::new(HashMap::new()),
+            shut_down: AtomicBool::new(false),
+            config,
+        };
+        inner.install_servers(servers);
+        Ok(Resolver {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Answers one DNS query given in wire format. Always returns a
+    /// response: the answer, SERVFAIL when no server could give one, or
+    /// FORMERR/NOTIMP for a message that is not a standard query.
+    pub async fn resolve(&self, query: &[u8]) -> Vec<u8> {
+        self.inner.resolve(query).await
+    }
+
+    /// Tells the engine the device's power state; idle connections adopt
+    /// the new idle timeout at once.
+    pub fn set_power_state(&self, state: PowerState) {
+        self.inner.power.send_replace(state);
+    }
+
+    /// The power state last set.
+    pub fn power_state(&self) -> PowerState {
+        *self.inner.power.borrow()
+    }
+
+    /// The device moved to another network with these resolvers: drops
+    /// every connection and cached answer, forgets address failures, and in
+    /// opportunistic mode probes DoT at once.
+    pub async fn network_changed(&self, resolvers: Vec<SocketAddr>) {
+        self.inner.network_changed(resolvers).await;
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Closes all connections; later queries get SERVFAIL.
+    pub async fn shutdown(&self) {
+        self.inner.shut_down.store(true, Ordering::Release);
+        let servers = self.inner.servers.read().map(|s| s.clone()).unwrap_or_default();
+        for s in servers {
+            s.close().await;
+        }
+    }
+
+    /// The mode in force.
+    pub fn mode(&self) -> Mode {
+        self.inner.config.mode
+    }
+
+    /// Number of cached answers.
+    pub fn cache_len(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    /// Whether opportunistic mode is currently answering in clear text.
+    pub fn in_cleartext_fallback(&self) -> bool {
+        self.inner
+            .fallback
+            .lock()
+            .map(|f| f.until.is_some())
+            .unwrap_or(false)
+    }
+}
+
+impl Inner {
+    fn install_servers(&self, configured: Vec<ServerSpec>) {
+        let specs = if matches!(self.config.upstream, Upstream::NetworkResolvers) {
+            // Opportunistic DoT to the network's own resolvers, port 853,
+            // with no name to authenticate.
+            let resolvers = self.network_resolvers.read().map(|r| r.clone()).unwrap_or_default();
+            resolvers
+                .iter()
+                .map(|r| ServerSpec {
+                    auth_name: None,
+                    addresses: vec![SocketAddr::new(r.ip(), DOT_PORT)],
+                    pins: Vec::new(),
+                })
+                .collect()
+        } else {
+            configured
+        };
+        let servers = specs
+            .into_iter()
+            .map(|spec| {
+                let tls = ServerTls::new(&spec, self.config.mode, self.chain.clone());
+                Arc::new(UpstreamServer::new(spec, tls))
+            })
+            .collect();
+        if let Ok(mut s) = self.servers.write() {
+            *s = servers;
+        }
+    }
+
+    fn settings(&self) -> ConnectionSettings {
+        let t = self.config.timeouts;
+        ConnectionSettings {
+            connect_timeout: t.connect,
+            handshake_timeout: t.handshake,
+            query_timeout: t.query,
+            max_in_flight: self.config.max_in_flight,
+            idle: self.config.idle,
+        }
+    }
+
+    async fn resolve(self: &Arc<Self>, bytes: &[u8]) -> Vec<u8> {
+        let started = Instant::now();
+        Stats::add(&self.stats.queries, 1);
+        let query = match Query::parse(bytes.to_vec()) {
+            Ok(q) => q,
+            Err(e) => {
+                self.stats.failure(FailureKind::BadQuery);
+                log::debug!("refused client message: {e}");
+                let rcode = match e {
+                    QueryError::UnsupportedOpcode(_) => wire::RCODE_NOTIMP,
+                    _ => wire::RCODE_FORMERR,
+                };
+                return wire::error_response(bytes, rcode);
+            }
+        };
+        let (response, source) = self.answer(&query).await;
+        let latency = started.elapsed();
+        if source != AnswerSource::Failed {
+            self.stats.record_latency(latency);
+        }
+        if self.config.query_log {
+            self.host.on_event(Event::Query {
+                name: query.key.display_name(),
+                qtype: query.key.qtype,
+                rcode: wire::rcode(&response),
+                source,
+                latency,
+            });
+        }
+        response
+    }
+
+    async fn answer(self: &Arc<Self>, query: &Query) -> (Vec<u8>, AnswerSource) {
+        if self.shut_down.load(Ordering::Acquire) {
+            return (
+                wire::error_response(&query.bytes, wire::RCODE_SERVFAIL),
+                AnswerSource::Failed,
+            );
+        }
+        if let Some(hit) = self.cache.get(&query.key) {
+            Stats::add(&self.stats.cache_hits, 1);
+            return (
+                wire::response_for_client(&hit.bytes, &hit.layout, query),
+                AnswerSource::Cache,
+            );
+        }
+        let waiter = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            match inflight.get_mut(&query.key) {
+                Some(waiters) => {
+                    let (tx, rx) = oneshot::channel();
+                    waiters.push(tx);
+                    Some(rx)
+                }
+                None => {
+                    inflight.insert(query.key.clone(), Vec::new());
+                    None
+                }
+            }
+        };
+        let (shared, source) = match waiter {
+            Some(rx) => match rx.await {
+                Ok(shared) => {
+                    Stats::add(&self.stats.coalesced, 1);
+                    (shared, AnswerSource::Coalesced)
+                }
+                // The leading query was cancelled; ask on our own.
+                Err(_) => {
+                    let shared = Arc::new(self.upstream(query).await);
+                    let source = shared.as_ref().as_ref().map_or(AnswerSource::Failed, |r| r.2);
+                    (shared, source)
+                }
+            },
+            None => {
+                let guard = InflightGuard {
+                    inner: self,
+                    key: &query.key,
+                };
+                let shared = Arc::new(self.upstream(query).await);
+                if let Ok((bytes, layout, _)) = shared.as_ref() {
+                    self.cache.insert(query.key.clone(), bytes, layout);
+                }
+                guard.complete(&shared);
+                let source = shared.as_ref().as_ref().map_or(AnswerSource::Failed, |r| r.2);
+                (shared, source)
+            }
+        };
+        match shared.as_ref() {
+            Ok((bytes, layout, _)) => (wire::response_for_client(bytes, layout, query), source),
+            Err(_) => (
+                wire::error_response(&query.bytes, wire::RCODE_SERVFAIL),
+                AnswerSource::Failed,
+            ),
+        }
+    }
+
+    /// Gets an answer from upstream within the query timeout.
+    async fn upstream(
+        self: &Arc<Self>,
+        query: &Query,
+    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+        let deadline = Instant::now() + self.config.timeouts.query;
+        if self.cleartext.is_some() && self.use_cleartext_now() {
+            return self.cleartext(query, deadline).await;
+        }
+        let result = match tokio::time::timeout_at(deadline, self.dot(query)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.stats.failure(FailureKind::Timeout);
+                return Err(FailureKind::Timeout);
+            }
+        };
+        match result {
+            Ok(answer) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+            Err(DotFailure::Open(e)) if self.cleartext.is_some() => {
+                self.enter_fallback(&e.to_string());
+                self.cleartext(query, deadline).await
+            }
+            Err(DotFailure::Open(e)) => {
+                let kind = match e {
+                    OpenError::Connect(_) => FailureKind::Connect,
+                    OpenError::Tls(_) => FailureKind::Tls,
+                };
+                self.stats.failure(kind);
+                Err(kind)
+            }
+            Err(DotFailure::Exchange(ExchangeError::Timeout)) => {
+                self.stats.failure(FailureKind::Timeout);
+                Err(FailureKind::Timeout)
+            }
+            Err(DotFailure::Exchange(ExchangeError::Closed)) => {
+                self.stats.failure(FailureKind::ConnectionLost);
+                Err(FailureKind::ConnectionLost)
+            }
+        }
+    }
+
+    /// DoT with one retry on a fresh connection when the first one broke.
+    async fn dot(&self, query: &Query) -> Result<crate::transport::Answer, DotFailure> {
+        let mut result = Err(DotFailure::Exchange(ExchangeError::Closed));
+        for attempt in 0..2 {
+            let connection = self.any_connection().await.map_err(DotFailure::Open)?;
+            let message = query.to_upstream(0, self.config.padding_block, true);
+            Stats::add(&self.stats.upstream_queries, 1);
+            match connection.exchange(message, query.key.clone()).await {
+                Ok(answer) => return Ok(answer),
+                Err(ExchangeError::Closed) => {
+                    if attempt == 0 {
+                        Stats::add(&self.stats.retries, 1);
+                    }
+                    result = Err(DotFailure::Exchange(ExchangeError::Closed));
+                }
+                Err(e) => return Err(DotFailure::Exchange(e)),
+            }
+        }
+        result
+    }
+
+    /// A connection to the first server that can give one.
+    async fn any_connection(&self) -> Result<Connection, OpenError> {
+        let servers = self.servers.read().map(|s| s.clone()).unwrap_or_default();
+        let power = self.power.subscribe();
+        let env = ConnectEnv {
+            dialer: &*self.dialer,
+            host: &*self.host,
+            settings: self.settings(),
+            power: &power,
+            stats: &self.stats,
+        };
+        let mut last = OpenError::Connect("no DoT server configured".into());
+        for server in servers {
+            match server.connection(&env).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    async fn cleartext(
+        self: &Arc<Self>,
+        query: &Query,
+        deadline: Instant,
+    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+        let Some(cleartext) = &self.cleartext else {
+            // Unreachable by construction in strict mode; fail closed.
+            return Err(FailureKind::Tls);
+        };
+        let resolvers = self.network_resolvers.read().map(|r| r.clone()).unwrap_or_default();
+        match tokio::time::timeout_at(deadline, cleartext.exchange(query, &resolvers)).await {
+            Ok(Ok((bytes, layout))) => {
+                Stats::add(&self.stats.cleartext_queries, 1);
+                Ok((bytes, layout, AnswerSource::Cleartext))
+            }
+            Ok(Err(e)) => {
+                log::info!("clear-text fallback failed: {e}");
+                self.stats.failure(FailureKind::Cleartext);
+                Err(FailureKind::Cleartext)
+            }
+            Err(_) => {
+                self.stats.failure(FailureKind::Timeout);
+                Err(FailureKind::Timeout)
+            }
+        }
+    }
+
+    /// In fallback, whether this query goes in clear text; starts a
+    /// background DoT probe when the back-off has elapsed.
+    fn use_cleartext_now(self: &Arc<Self>) -> bool {
+        let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(until) = f.until else {
+            return false;
+        };
+        if Instant::now() >= until && !f.probing {
+            f.probing = true;
+            let inner = self.clone();
+            tokio::spawn(async move { inner.probe().await });
+        }
+        true
+    }
+
+    fn enter_fallback(&self, reason: &str) {
+        let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
+        let retry_in = f.backoff;
+        f.until = Some(Instant::now() + retry_in);
+        f.backoff = (f.backoff * 2).min(self.config.reprobe.max);
+        drop(f);
+        log::warn!("DoT unavailable ({reason}); clear text for {retry_in:?}");
+        self.host.on_event(Event::CleartextFallback {
+            reason: reason.to_string(),
+            retry_in,
+        });
+    }
+
+    /// Tries to open a DoT connection; leaves or stays in fallback.
+    async fn probe(self: Arc<Self>) {
+        let result = self.any_connection().await;
+        let was_in_fallback = {
+            let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
+            f.probing = false;
+            f.until.is_some()
+        };
+        match result {
+            Ok(_) => {
+                let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
+                f.until = None;
+                f.backoff = self.config.reprobe.initial;
+                drop(f);
+                if was_in_fallback {
+                    log::info!("DoT works again");
+                    self.host.on_event(Event::TlsRestored);
+                }
+            }
+            Err(e) => self.enter_fallback(&e.to_string()),
+        }
+    }
+
+    async fn network_changed(self: &Arc<Self>, resolvers: Vec<SocketAddr>) {
+        if let Ok(mut r) = self.network_resolvers.write() {
+            *r = resolvers;
+        }
+        self.cache.clear();
+        let old = self.servers.read().map(|s| s.clone()).unwrap_or_default();
+        for s in &old {
+            s.reset().await;
+        }
+        if matches!(self.config.upstream, Upstream::NetworkResolvers) {
+            self.install_servers(Vec::new());
+        }
+        {
+            let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
+            f.until = None;
+            f.backoff = self.config.reprobe.initial;
+        }
+        if self.cleartext.is_some() {
+            let start_probe = {
+                let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
+                !std::mem::replace(&mut f.probing, true)
+            };
+            if start_probe {
+                let inner = self.clone();
+                tokio::spawn(async move { inner.probe().await });
+            }
+        }
+    }
+}
+
+/// Removes a coalescing entry even if the leading query is cancelled, so
+/// waiters are never left hanging.
+struct InflightGuard<'a> {
+    inner: &'a Inner,
+    key: &'a QuestionKey,
+}
+
+impl InflightGuard<'_> {
+    fn complete(self, shared: &Shared) {
+        let waiters = self.take();
+        for w in waiters {
+            let _ = w.send(shared.clone());
+        }
+        std::mem::forget(self);
+    }
+
+    fn take(&self) -> Vec<oneshot::Sender<Shared>> {
+        self.inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(self.key)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        // Dropping the senders wakes the waiters, who then ask themselves.
+        drop(self.take());
+    }
+}

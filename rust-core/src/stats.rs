@@ -1,0 +1,272 @@
+//! Counters a UI and a benchmark can read without locking the engine.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Upper bounds (milliseconds) of the latency histogram buckets; a last
+/// bucket holds everything slower.
+pub const LATENCY_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+
+/// Why a query was answered SERVFAIL (or with an error of ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No server could be connected to.
+    Connect,
+    /// TLS could not be established or the server did not authenticate.
+    Tls,
+    /// No answer within the query timeout.
+    Timeout,
+    /// The connection broke and the retry failed too.
+    ConnectionLost,
+    /// The server sent something that is not a valid answer.
+    BadResponse,
+    /// The client's query was malformed or unsupported.
+    BadQuery,
+    /// Clear-text fallback failed.
+    Cleartext,
+}
+
+/// Live counters, shared by all tasks of one resolver.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub(crate) queries: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
+    pub(crate) upstream_queries: AtomicU64,
+    pub(crate) cleartext_queries: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) fail_connect: AtomicU64,
+    pub(crate) fail_tls: AtomicU64,
+    pub(crate) fail_timeout: AtomicU64,
+    pub(crate) fail_connection_lost: AtomicU64,
+    pub(crate) fail_bad_response: AtomicU64,
+    pub(crate) fail_bad_query: AtomicU64,
+    pub(crate) fail_cleartext: AtomicU64,
+    pub(crate) handshakes_full: AtomicU64,
+    pub(crate) handshakes_resumed: AtomicU64,
+    pub(crate) connections_opened: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) bytes_received: AtomicU64,
+    pub(crate) connection_micros_closed: AtomicU64,
+    pub(crate) latency: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    pub(crate) latency_micros_total: AtomicU64,
+    pub(crate) open_connections: Mutex<Vec<(u64, Instant)>>,
+}
+
+/// A point-in-time copy of [`Stats`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatsSnapshot {
+    /// Client queries received.
+    pub queries: u64,
+    /// Answered from the cache.
+    pub cache_hits: u64,
+    /// Joined an identical query already in flight.
+    pub coalesced: u64,
+    /// Queries sent over DoT (retries included).
+    pub upstream_queries: u64,
+    /// Queries answered in clear text (opportunistic fallback).
+    pub cleartext_queries: u64,
+    /// Queries retried on a fresh connection.
+    pub retries: u64,
+    /// Failures: connect.
+    pub fail_connect: u64,
+    /// Failures: TLS or authentication.
+    pub fail_tls: u64,
+    /// Failures: timeout.
+    pub fail_timeout: u64,
+    /// Failures: connection lost twice.
+    pub fail_connection_lost: u64,
+    /// Failures: invalid response.
+    pub fail_bad_response: u64,
+    /// Failures: bad client query.
+    pub fail_bad_query: u64,
+    /// Failures: clear-text fallback.
+    pub fail_cleartext: u64,
+    /// Full TLS handshakes.
+    pub handshakes_full: u64,
+    /// Resumed TLS handshakes.
+    pub handshakes_resumed: u64,
+    /// TCP connections opened (handshake or not).
+    pub connections_opened: u64,
+    /// Bytes written to DoT and clear-text sockets (DNS payload with framing).
+    pub bytes_sent: u64,
+    /// Bytes read from them.
+    pub bytes_received: u64,
+    /// Total time connections were open, in milliseconds (open ones included).
+    pub connection_open_millis: u64,
+    /// Connections open now.
+    pub connections_open_now: u64,
+    /// Latency histogram; bucket `i` counts answers at most
+    /// `LATENCY_BUCKETS_MS[i]` ms, the last one everything slower.
+    pub latency_histogram: Vec<u64>,
+    /// Sum of all answer latencies, in microseconds.
+    pub latency_micros_total: u64,
+}
+
+impl StatsSnapshot {
+    /// All failures.
+    pub fn failures(&self) -> u64 {
+        self.fail_connect
+            + self.fail_tls
+            + self.fail_timeout
+            + self.fail_connection_lost
+            + self.fail_bad_response
+            + self.fail_bad_query
+            + self.fail_cleartext
+    }
+
+    /// Mean answer latency in microseconds (0 before the first answer).
+    pub fn mean_latency_micros(&self) -> u64 {
+        let n: u64 = self.latency_histogram.iter().sum();
+        self.latency_micros_total.checked_div(n).unwrap_or(0)
+    }
+
+    /// The counters as one line of JSON, for `--stats` and benchmarks.
+    pub fn to_json(&self) -> String {
+        let hist: Vec<String> = self.latency_histogram.iter().map(u64::to_string).collect();
+        format!(
+            concat!(
+                "{{\"queries\":{},\"cache_hits\":{},\"coalesced\":{},\"upstream_queries\":{},",
+                "\"cleartext_queries\":{},\"retries\":{},\"failures\":{{\"connect\":{},\"tls\":{},",
+                "\"timeout\":{},\"connection_lost\":{},\"bad_response\":{},\"bad_query\":{},",
+                "\"cleartext\":{}}},\"handshakes_full\":{},\"handshakes_resumed\":{},",
+                "\"connections_opened\":{},\"bytes_sent\":{},\"bytes_received\":{},",
+                "\"connection_open_millis\":{},\"connections_open_now\":{},",
+                "\"latency_mean_us\":{},\"latency_buckets_ms\":{:?},\"latency_histogram\":[{}]}}"
+            ),
+            self.queries,
+            self.cache_hits,
+            self.coalesced,
+            self.upstream_queries,
+            self.cleartext_queries,
+            self.retries,
+            self.fail_connect,
+            self.fail_tls,
+            self.fail_timeout,
+            self.fail_connection_lost,
+            self.fail_bad_response,
+            self.fail_bad_query,
+            self.fail_cleartext,
+            self.handshakes_full,
+            self.handshakes_resumed,
+            self.connections_opened,
+            self.bytes_sent,
+            self.bytes_received,
+            self.connection_open_millis,
+            self.connections_open_now,
+            self.mean_latency_micros(),
+            LATENCY_BUCKETS_MS,
+            hist.join(",")
+        )
+    }
+}
+
+impl Stats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn failure(&self, kind: FailureKind) {
+        let c = match kind {
+            FailureKind::Connect => &self.fail_connect,
+            FailureKind::Tls => &self.fail_tls,
+            FailureKind::Timeout => &self.fail_timeout,
+            FailureKind::ConnectionLost => &self.fail_connection_lost,
+            FailureKind::BadResponse => &self.fail_bad_response,
+            FailureKind::BadQuery => &self.fail_bad_query,
+            FailureKind::Cleartext => &self.fail_cleartext,
+        };
+        Stats::add(c, 1);
+    }
+
+    pub(crate) fn record_latency(&self, d: Duration) {
+        let ms = d.as_millis() as u64;
+        let i = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|&b| ms < b || (ms == b && d.subsec_nanos() % 1_000_000 == 0))
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
+        Stats::add(&self.latency[i], 1);
+        Stats::add(&self.latency_micros_total, d.as_micros() as u64);
+    }
+
+    pub(crate) fn connection_opened(&self, id: u64) {
+        Stats::add(&self.connections_opened, 1);
+        if let Ok(mut open) = self.open_connections.lock() {
+            open.push((id, Instant::now()));
+        }
+    }
+
+    pub(crate) fn connection_closed(&self, id: u64) {
+        if let Ok(mut open) = self.open_connections.lock() {
+            if let Some(i) = open.iter().position(|(c, _)| *c == id) {
+                let (_, since) = open.swap_remove(i);
+                Stats::add(
+                    &self.connection_micros_closed,
+                    since.elapsed().as_micros() as u64,
+                );
+            }
+        }
+    }
+
+    /// Copies the counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let (open_now, open_micros) = match self.open_connections.lock() {
+            Ok(open) => (
+                open.len() as u64,
+                open.iter()
+                    .map(|(_, s)| s.elapsed().as_micros() as u64)
+                    .sum::<u64>(),
+            ),
+            Err(_) => (0, 0),
+        };
+        let g = |c: &AtomicU64| c.load(Relaxed);
+        StatsSnapshot {
+            queries: g(&self.queries),
+            cache_hits: g(&self.cache_hits),
+            coalesced: g(&self.coalesced),
+            upstream_queries: g(&self.upstream_queries),
+            cleartext_queries: g(&self.cleartext_queries),
+            retries: g(&self.retries),
+            fail_connect: g(&self.fail_connect),
+            fail_tls: g(&self.fail_tls),
+            fail_timeout: g(&self.fail_timeout),
+            fail_connection_lost: g(&self.fail_connection_lost),
+            fail_bad_response: g(&self.fail_bad_response),
+            fail_bad_query: g(&self.fail_bad_query),
+            fail_cleartext: g(&self.fail_cleartext),
+            handshakes_full: g(&self.handshakes_full),
+            handshakes_resumed: g(&self.handshakes_resumed),
+            connections_opened: g(&self.connections_opened),
+            bytes_sent: g(&self.bytes_sent),
+            bytes_received: g(&self.bytes_received),
+            connection_open_millis: (g(&self.connection_micros_closed) + open_micros) / 1000,
+            connections_open_now: open_now,
+            latency_histogram: self.latency.iter().map(g).collect(),
+            latency_micros_total: g(&self.latency_micros_total),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_and_json() {
+        let s = Stats::default();
+        s.record_latency(Duration::from_micros(500));
+        s.record_latency(Duration::from_millis(1));
+        s.record_latency(Duration::from_millis(7));
+        s.record_latency(Duration::from_secs(60));
+        let snap = s.snapshot();
+        assert_eq!(snap.latency_histogram[0], 2);
+        assert_eq!(snap.latency_histogram[3], 1);
+        assert_eq!(*snap.latency_histogram.last().unwrap(), 1);
+        let json = snap.to_json();
+        assert!(json.starts_with("{\"queries\":0"));
+        assert!(json.contains("\"latency_histogram\":[2,0,0,1,"));
+    }
+}

@@ -1,0 +1,281 @@
+//! TLS client configuration and server authentication (RFC 8310).
+//!
+//! A server authenticates in one of two ways, as stubby/getdns do:
+//! - **SPKI pins** (RFC 7469 `pin-sha256`): when pins are configured, the
+//!   server is authenticated exactly when the SHA-256 of the
+//!   SubjectPublicKeyInfo of *any* certificate it presents matches one of
+//!   them. A self-signed server can be pinned this way.
+//! - **Certificate chain and name**: without pins, the chain must validate
+//!   to a trust anchor (the platform's, through rustls-platform-verifier, or
+//!   an extra CA given in the configuration) for the authentication domain name.
+//!
+//! In strict mode failing authentication fails the handshake. In
+//! opportunistic mode the handshake is accepted anyway, and whether it
+//! authenticated is recorded for the UI.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Mode, ServerSpec};
+
+/// ALPN protocol identifier for DoT (RFC 7858 §3.1, IANA "dot").
+pub const ALPN_DOT: &[u8] = b"dot";
+
+/// TLS sessions remembered per server for resumption.
+const SESSIONS_PER_SERVER: usize = 16;
+
+/// Why a server did not authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// Pins were configured and no certificate in the chain matched.
+    PinMismatch,
+    /// The chain did not validate for the name.
+    Chain(String),
+    /// No trust anchor is available to validate the chain.
+    NoVerifier,
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::PinMismatch => f.write_str("no certificate matches the configured SPKI pins"),
+            AuthError::Chain(e) => write!(f, "certificate chain rejected: {e}"),
+            AuthError::NoVerifier => f.write_str("no trust anchors available"),
+        }
+    }
+}
+
+/// The RFC 7469 pin of a certificate: SHA-256 over its SubjectPublicKeyInfo.
+pub fn spki_pin(cert_der: &[u8]) -> Option<[u8; 32]> {
+    let spki = crate::spki::subject_public_key_info(cert_der)?;
+    Some(Sha256::digest(spki).into())
+}
+
+/// Validates chains against the platform's trust store and any extra
+/// anchors; either accepting is enough.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    platform: Option<Arc<dyn ServerCertVerifier>>,
+    extra: Option<Arc<WebPkiServerVerifier>>,
+}
+
+impl ChainVerifier {
+    /// Builds the verifier. A platform verifier that cannot be created (on
+    /// Android before the JNI set-up ran) is logged and left out, so the
+    /// extra anchors and pins still work.
+    pub fn new(extra_roots: &[CertificateDer<'static>]) -> ChainVerifier {
+        let provider = provider();
+        let platform = match rustls_platform_verifier::Verifier::new(provider.clone()) {
+            Ok(v) => Some(Arc::new(v) as Arc<dyn ServerCertVerifier>),
+            Err(e) => {
+                log::warn!("platform certificate verifier unavailable: {e}");
+                None
+            }
+        };
+        let extra = if extra_roots.is_empty() {
+            None
+        } else {
+            let mut store = RootCertStore::empty();
+            let (added, ignored) = store.add_parsable_certificates(extra_roots.iter().cloned());
+            if ignored > 0 {
+                log::warn!("{ignored} extra CA certificates could not be used");
+            }
+            (added > 0)
+                .then(|| WebPkiServerVerifier::builder_with_provider(store.into(), provider).build())
+                .and_then(|r| r.map_err(|e| log::warn!("extra CA verifier: {e}")).ok())
+        };
+        ChainVerifier { platform, extra }
+    }
+
+    fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<(), AuthError> {
+        let mut last = AuthError::NoVerifier;
+        let verifiers = [
+            self.extra.clone().map(|v| v as Arc<dyn ServerCertVerifier>),
+            self.platform.clone(),
+        ];
+        for v in verifiers.into_iter().flatten() {
+            match v.verify_server_cert(end_entity, intermediates, name, &[], now) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = AuthError::Chain(e.to_string()),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Authenticates one server by its pins or by chain and name.
+#[derive(Debug)]
+pub struct Authenticator {
+    pins: Vec<[u8; 32]>,
+    chain: Arc<ChainVerifier>,
+}
+
+impl Authenticator {
+    /// An authenticator for `server`.
+    pub fn new(server: &ServerSpec, chain: Arc<ChainVerifier>) -> Authenticator {
+        Authenticator {
+            pins: server.pins.clone(),
+            chain,
+        }
+    }
+
+    /// Decides whether the presented chain authenticates the server.
+    pub fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<(), AuthError> {
+        if !self.pins.is_empty() {
+            let matched = std::iter::once(end_entity)
+                .chain(intermediates.iter())
+                .filter_map(|c| spki_pin(c))
+                .any(|pin| self.pins.contains(&pin));
+            return if matched {
+                Ok(())
+            } else {
+                Err(AuthError::PinMismatch)
+            };
+        }
+        self.chain.verify(end_entity, intermediates, name, now)
+    }
+}
+
+/// The rustls verifier: enforces [`Authenticator`] in strict mode and
+/// accepts any certificate in opportunistic mode (where the result is
+/// checked after the handshake instead, only to be reported).
+#[derive(Debug)]
+struct DotVerifier {
+    auth: Arc<Authenticator>,
+    enforce: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for DotVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if !self.enforce {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match self.auth.check(end_entity, intermediates, server_name, now) {
+            Ok(()) => Ok(ServerCertVerified::assertion()),
+            Err(AuthError::PinMismatch) => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
+            Err(e) => Err(rustls::Error::General(e.to_string())),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The crypto provider: ring, for a simple Android cross-compile.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Everything needed to open TLS to one server: the rustls configuration
+/// (with its own session store, so resumption works per server), the name
+/// to present, and the authenticator to report on.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// rustls client configuration.
+    pub config: Arc<ClientConfig>,
+    /// Name sent as SNI and checked; an IP address when the server has no name.
+    pub server_name: Option<ServerName<'static>>,
+    /// Authenticator, used after the handshake in opportunistic mode.
+    pub auth: Arc<Authenticator>,
+    /// Whether failing authentication fails the handshake.
+    pub enforce: bool,
+}
+
+impl ServerTls {
+    /// Builds the TLS set-up for `server` under `mode`.
+    pub fn new(server: &ServerSpec, mode: Mode, chain: Arc<ChainVerifier>) -> ServerTls {
+        let auth = Arc::new(Authenticator::new(server, chain));
+        let enforce = mode == Mode::Strict;
+        let verifier = Arc::new(DotVerifier {
+            auth: auth.clone(),
+            enforce,
+            provider: provider(),
+        });
+        let mut config = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .expect("ring supports TLS 1.2 and 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![ALPN_DOT.to_vec()];
+        config.resumption = Resumption::in_memory_sessions(SESSIONS_PER_SERVER);
+        let server_name = server
+            .auth_name
+            .as_ref()
+            .and_then(|n| ServerName::try_from(n.clone()).ok());
+        ServerTls {
+            config: Arc::new(config),
+            server_name,
+            auth,
+            enforce,
+        }
+    }
+
+    /// The name to hand rustls when connecting to `addr`: the authentication
+    /// name, or the address itself (rustls then sends no SNI).
+    pub fn name_for(&self, addr: std::net::SocketAddr) -> ServerName<'static> {
+        self.server_name
+            .clone()
+            .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()))
+    }
+}

@@ -1,0 +1,482 @@
+//! One DNS-over-TLS connection (RFC 7858) carrying many queries at once
+//! (RFC 7766 §6.2.1.1 pipelining, out-of-order answers).
+//!
+//! A connection is a task that owns the TLS stream. Queries reach it over a
+//! bounded channel (backpressure, not an unbounded queue); each gets a fresh
+//! wire ID so clients' IDs can never collide, and an answer is accepted only
+//! when both its ID and its question match. The task closes the connection
+//! when it has been idle for the power state's timeout, and arms no timer
+//! at all while there is nothing to wait for.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::time::{sleep_until, Instant};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::host::{BoxStream, Dialer};
+use crate::policy::{IdlePolicy, PowerState};
+use crate::stats::Stats;
+use crate::tls::ServerTls;
+use crate::wire::{self, Layout, QuestionKey};
+
+/// Largest DNS message (the 2-byte length prefix's range).
+const MAX_FRAME: usize = u16::MAX as usize;
+
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Why a query on a connection got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExchangeError {
+    /// The connection closed or broke before the answer; worth one retry on
+    /// a fresh connection.
+    Closed,
+    /// No answer in time.
+    Timeout,
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// TCP connect failed or timed out.
+    Connect(String),
+    /// TLS failed, including authentication in strict mode.
+    Tls(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Connect(e) => write!(f, "connect failed: {e}"),
+            OpenError::Tls(e) => write!(f, "TLS failed: {e}"),
+        }
+    }
+}
+
+/// An answer from the server, its ID still the wire ID.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub bytes: Vec<u8>,
+    pub layout: Layout,
+}
+
+struct Request {
+    /// The upstream message, ID to be assigned by the connection.
+    message: Vec<u8>,
+    key: QuestionKey,
+    reply: oneshot::Sender<Result<Answer, ExchangeError>>,
+}
+
+/// Settings a connection needs from the engine configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionSettings {
+    pub connect_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub query_timeout: Duration,
+    pub max_in_flight: usize,
+    pub idle: IdlePolicy,
+}
+
+/// What the handshake established.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HandshakeInfo {
+    pub resumed: bool,
+    pub authenticated: bool,
+    pub elapsed: Duration,
+}
+
+/// A handle on a live connection. Cloning shares the connection.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    tx: mpsc::Sender<Request>,
+    closed: Arc<AtomicBool>,
+    shutdown: Arc<Notify>,
+}
+
+impl Connection {
+    /// Dials `addr`, runs the TLS handshake and starts the connection task.
+    pub async fn open(
+        dialer: &dyn Dialer,
+        addr: SocketAddr,
+        tls: &ServerTls,
+        settings: ConnectionSettings,
+        power: watch::Receiver<PowerState>,
+        stats: Arc<Stats>,
+    ) -> Result<(Connection, HandshakeInfo), OpenError> {
+        let started = Instant::now();
+        let stream = match tokio::time::timeout(settings.connect_timeout, dialer.dial(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(OpenError::Connect(e.to_string())),
+            Err(_) => return Err(OpenError::Connect("timed out".into())),
+        };
+        let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
+        stats.connection_opened(id);
+        let connector = TlsConnector::from(tls.config.clone());
+        let handshake = connector.connect(tls.name_for(addr), stream);
+        let tls_stream = match tokio::time::timeout(settings.handshake_timeout, handshake).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                stats.connection_closed(id);
+                return Err(OpenError::Tls(e.to_string()));
+            }
+            Err(_) => {
+                stats.connection_closed(id);
+                return Err(OpenError::Tls("handshake timed out".into()));
+            }
+        };
+        let (_, session) = tls_stream.get_ref();
+        let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        Stats::add(
+            if resumed {
+                &stats.handshakes_resumed
+            } else {
+                &stats.handshakes_full
+            },
+            1,
+        );
+        let authenticated = tls.enforce || authenticated_after_handshake(tls, addr, session);
+        let (tx, rx) = mpsc::channel(settings.max_in_flight);
+        let closed = Arc::new(AtomicBool::new(false));
+        let shutdown = Arc::new(Notify::new());
+        let task = ConnectionTask {
+            id,
+            rx,
+            closed: closed.clone(),
+            shutdown: shutdown.clone(),
+            settings,
+            power,
+            stats,
+            pending: HashMap::new(),
+            deadlines: VecDeque::new(),
+            next_id: initial_id(id),
+            server_keepalive: None,
+            last_activity: Instant::now(),
+        };
+        tokio::spawn(task.run(tls_stream));
+        let info = HandshakeInfo {
+            resumed,
+            authenticated,
+            elapsed: started.elapsed(),
+        };
+        Ok((
+            Connection {
+                tx,
+                closed,
+                shutdown,
+            },
+            info,
+        ))
+    }
+
+    /// Whether the connection can still take queries.
+    pub fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire) && !self.tx.is_closed()
+    }
+
+    /// Asks the connection to close after failing what is pending (a
+    /// network change: answers would come from the old network).
+    pub fn shut_down(&self) {
+        self.shutdown.notify_one();
+    }
+
+    /// Sends one query and waits for its answer.
+    pub async fn exchange(&self, message: Vec<u8>, key: QuestionKey) -> Result<Answer, ExchangeError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Request {
+                message,
+                key,
+                reply,
+            })
+            .await
+            .map_err(|_| ExchangeError::Closed)?;
+        answer.await.unwrap_or(Err(ExchangeError::Closed))
+    }
+}
+
+/// In opportunistic mode the handshake accepted any certificate; check
+/// afterwards whether it would have authenticated, to report it.
+fn authenticated_after_handshake(
+    tls: &ServerTls,
+    addr: SocketAddr,
+    session: &rustls::ClientConnection,
+) -> bool {
+    let Some(certs) = session.peer_certificates() else {
+        return false;
+    };
+    let Some((end_entity, intermediates)) = certs.split_first() else {
+        return false;
+    };
+    tls.auth
+        .check(
+            end_entity,
+            intermediates,
+            &tls.name_for(addr),
+            rustls_pki_types::UnixTime::now(),
+        )
+        .is_ok()
+}
+
+/// IDs start at a different point per connection so a server cannot link
+/// queries across connections by ID sequence alone.
+fn initial_id(connection: u64) -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (nanos as u64 ^ connection.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as u16
+}
+
+struct Pending {
+    key: QuestionKey,
+    reply: oneshot::Sender<Result<Answer, ExchangeError>>,
+}
+
+struct ConnectionTask {
+    id: u64,
+    rx: mpsc::Receiver<Request>,
+    closed: Arc<AtomicBool>,
+    shutdown: Arc<Notify>,
+    settings: ConnectionSettings,
+    power: watch::Receiver<PowerState>,
+    stats: Arc<Stats>,
+    pending: HashMap<u16, Pending>,
+    /// Wire IDs in the order sent, with their deadlines (all queries share
+    /// one timeout, so this is sorted).
+    deadlines: VecDeque<(Instant, u16)>,
+    next_id: u16,
+    server_keepalive: Option<Duration>,
+    last_activity: Instant,
+}
+
+/// Why the connection task ended.
+#[derive(Debug)]
+enum End {
+    Idle,
+    Shutdown,
+    HandlesDropped,
+    Io(io::Error),
+    Protocol(&'static str),
+}
+
+impl ConnectionTask {
+    async fn run(mut self, stream: TlsStream<BoxStream>) {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let end = self.serve(&mut reader, &mut writer, &mut buf).await;
+        self.closed.store(true, Ordering::Release);
+        match &end {
+            End::Idle => {
+                // close_notify, then FIN: a clean close the server need not time out.
+                let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
+            }
+            End::Shutdown | End::HandlesDropped => {
+                let _ = tokio::time::timeout(Duration::from_millis(200), writer.shutdown()).await;
+            }
+            End::Io(e) => log::debug!("connection {} ended: {e}", self.id),
+            End::Protocol(why) => log::warn!("connection {} dropped: {why}", self.id),
+        }
+        log::debug!("connection {} closed ({end:?})", self.id);
+        self.fail_all();
+        self.stats.connection_closed(self.id);
+    }
+
+    fn fail_all(&mut self) {
+        for (_, p) in self.pending.drain() {
+            let _ = p.reply.send(Err(ExchangeError::Closed));
+        }
+        self.rx.close();
+        while let Ok(r) = self.rx.try_recv() {
+            let _ = r.reply.send(Err(ExchangeError::Closed));
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        reader: &mut ReadHalf<TlsStream<BoxStream>>,
+        writer: &mut WriteHalf<TlsStream<BoxStream>>,
+        buf: &mut Vec<u8>,
+    ) -> End {
+        let shutdown = self.shutdown.clone();
+        let mut out: Vec<u8> = Vec::with_capacity(4096);
+        loop {
+            let idle_deadline = self.pending.is_empty().then(|| {
+                let state = *self.power.borrow();
+                self.last_activity
+                    + self
+                        .settings
+                        .idle
+                        .idle_timeout(state, self.server_keepalive)
+            });
+            let query_deadline = self.deadlines.front().map(|(d, _)| *d);
+            let can_take = self.pending.len() < self.settings.max_in_flight;
+            tokio::select! {
+                biased;
+                _ = shutdown.notified() => return End::Shutdown,
+                read = reader.read_buf(buf) => {
+                    match read {
+                        Ok(0) => return End::Io(io::ErrorKind::UnexpectedEof.into()),
+                        Ok(n) => {
+                            Stats::add(&self.stats.bytes_received, n as u64);
+                            if let Err(why) = self.take_frames(buf) {
+                                return End::Protocol(why);
+                            }
+                        }
+                        Err(e) => return End::Io(e),
+                    }
+                }
+                request = self.rx.recv(), if can_take => {
+                    let Some(request) = request else { return End::HandlesDropped };
+                    out.clear();
+                    self.enqueue(request, &mut out);
+                    // Everything already queued goes out in the same write:
+                    // one TLS record and one syscall for a burst.
+                    while self.pending.len() < self.settings.max_in_flight {
+                        match self.rx.try_recv() {
+                            Ok(r) => self.enqueue(r, &mut out),
+                            Err(_) => break,
+                        }
+                    }
+                    if out.is_empty() {
+                        continue;
+                    }
+                    if let Err(e) = write_all_flush(writer, &out).await {
+                        return End::Io(e);
+                    }
+                    Stats::add(&self.stats.bytes_sent, out.len() as u64);
+                }
+                _ = sleep_until(query_deadline.unwrap_or_else(far_future)), if query_deadline.is_some() => {
+                    self.expire(Instant::now());
+                }
+                _ = sleep_until(idle_deadline.unwrap_or_else(far_future)), if idle_deadline.is_some() => {
+                    if self.pending.is_empty() && self.rx.is_empty() {
+                        return End::Idle;
+                    }
+                }
+                changed = self.power.changed() => {
+                    if changed.is_err() {
+                        return End::HandlesDropped;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives `request` a free wire ID and appends its frame to `out`.
+    fn enqueue(&mut self, request: Request, out: &mut Vec<u8>) {
+        if request.reply.is_closed() {
+            return; // the client gave up while queued
+        }
+        let mut message = request.message;
+        if message.len() > MAX_FRAME {
+            let _ = request.reply.send(Err(ExchangeError::Closed));
+            return;
+        }
+        // At most max_in_flight (< 65536) IDs are in use, so this ends.
+        while self.pending.contains_key(&self.next_id) {
+            self.next_id = self.next_id.wrapping_add(1);
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        wire::set_id(&mut message, id);
+        out.extend_from_slice(&(message.len() as u16).to_be_bytes());
+        out.extend_from_slice(&message);
+        let now = Instant::now();
+        self.last_activity = now;
+        self.deadlines
+            .push_back((now + self.settings.query_timeout, id));
+        self.pending.insert(
+            id,
+            Pending {
+                key: request.key,
+                reply: request.reply,
+            },
+        );
+    }
+
+    /// Answers every complete frame in `buf` and keeps the partial rest.
+    fn take_frames(&mut self, buf: &mut Vec<u8>) -> Result<(), &'static str> {
+        let mut at = 0;
+        while buf.len() - at >= 2 {
+            let len = u16::from_be_bytes([buf[at], buf[at + 1]]) as usize;
+            if len < wire::HEADER_LEN {
+                return Err("frame shorter than a DNS header");
+            }
+            if buf.len() - at - 2 < len {
+                break;
+            }
+            let frame = &buf[at + 2..at + 2 + len];
+            at += 2 + len;
+            self.answer(frame)?;
+        }
+        buf.drain(..at);
+        Ok(())
+    }
+
+    fn answer(&mut self, frame: &[u8]) -> Result<(), &'static str> {
+        // A frame that is not a DNS response means the stream is not what
+        // we think it is; nothing after it can be trusted.
+        let layout = Layout::parse(frame).map_err(|_| "undecodable DNS message")?;
+        if !wire::is_response(frame) {
+            return Err("server sent a query");
+        }
+        let id = wire::id(frame);
+        let Some(pending) = self.pending.get(&id) else {
+            log::debug!("connection {}: answer for unknown ID {id} ignored", self.id);
+            return Ok(());
+        };
+        match QuestionKey::of(frame, &layout) {
+            Ok(Some(key)) if key.same_question(&pending.key) => {}
+            _ => {
+                log::warn!(
+                    "connection {}: answer {id} does not match its question; ignored",
+                    self.id
+                );
+                return Ok(());
+            }
+        }
+        if let Some(t) = wire::keepalive_timeout(frame, &layout) {
+            self.server_keepalive = Some(Duration::from_millis(t as u64 * 100));
+        }
+        let pending = self.pending.remove(&id).expect("checked above");
+        self.last_activity = Instant::now();
+        if self.pending.is_empty() {
+            self.deadlines.clear();
+        }
+        let _ = pending.reply.send(Ok(Answer {
+            bytes: frame.to_vec(),
+            layout,
+        }));
+        Ok(())
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(deadline, id)) = self.deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            if let Some(p) = self.pending.remove(&id) {
+                let _ = p.reply.send(Err(ExchangeError::Timeout));
+            }
+        }
+    }
+}
+
+async fn write_all_flush(
+    writer: &mut WriteHalf<TlsStream<BoxStream>>,
+    bytes: &[u8],
+) -> io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}

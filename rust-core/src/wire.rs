@@ -1,0 +1,650 @@
+//! Bounds-checked reading and patching of DNS wire messages (RFC 1035 §4).
+//!
+//! The hot path (ID rewriting, padding, TTL ageing in the cache, matching a
+//! response to its query) only needs to know *where* things are in a message,
+//! so it works on offsets instead of decoding whole messages. Every byte is
+//! treated as hostile: all reads are checked, name compression is followed a
+//! bounded number of times, and errors say what was wrong.
+
+use std::fmt;
+
+/// Size of the fixed DNS header.
+pub const HEADER_LEN: usize = 12;
+/// RR type of the EDNS(0) OPT pseudo-record (RFC 6891).
+pub const TYPE_OPT: u16 = 41;
+/// RR type SOA, needed for negative caching (RFC 2308).
+pub const TYPE_SOA: u16 = 6;
+/// EDNS option code of edns-tcp-keepalive (RFC 7828).
+pub const OPT_TCP_KEEPALIVE: u16 = 11;
+/// EDNS option code of padding (RFC 7830).
+pub const OPT_PADDING: u16 = 12;
+/// Response codes used by the engine.
+pub const RCODE_NOERROR: u8 = 0;
+/// Format error.
+pub const RCODE_FORMERR: u8 = 1;
+/// Server failure: what a client gets when no upstream could answer.
+pub const RCODE_SERVFAIL: u8 = 2;
+/// Name error (NXDOMAIN).
+pub const RCODE_NXDOMAIN: u8 = 3;
+/// Not implemented (for opcodes other than QUERY).
+pub const RCODE_NOTIMP: u8 = 4;
+
+/// What is wrong with a DNS message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// Shorter than the 12-byte header.
+    ShortHeader,
+    /// A section ran past the end of the message.
+    Truncated,
+    /// A name label or pointer is malformed (reserved label type, too long).
+    BadName,
+    /// Compression pointers loop or point forward.
+    PointerLoop,
+    /// More than one OPT record (RFC 6891 §6.1.1).
+    DuplicateOpt,
+    /// Bytes remain after the last record the header announced.
+    TrailingBytes,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WireError::ShortHeader => "message shorter than the DNS header",
+            WireError::Truncated => "message ends inside a section",
+            WireError::BadName => "malformed domain name",
+            WireError::PointerLoop => "name compression pointer loops or points forward",
+            WireError::DuplicateOpt => "more than one OPT record",
+            WireError::TrailingBytes => "bytes after the last record",
+        })
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// Where one resource record sits in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RrLocation {
+    /// Offset of the record's first byte (its owner name).
+    pub start: usize,
+    /// Offset of the TYPE field.
+    pub type_at: usize,
+    /// The record type.
+    pub rtype: u16,
+    /// Offset of the 4-byte TTL field.
+    pub ttl_at: usize,
+    /// The TTL as sent.
+    pub ttl: u32,
+    /// Offset of RDATA.
+    pub rdata_at: usize,
+    /// Length of RDATA.
+    pub rdata_len: usize,
+    /// Section: 1 answer, 2 authority, 3 additional.
+    pub section: u8,
+}
+
+impl RrLocation {
+    /// Offset one past the record's last byte.
+    pub fn end(&self) -> usize {
+        self.rdata_at + self.rdata_len
+    }
+}
+
+/// The layout of a whole message, found by [`Layout::parse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Byte range of the question section (all questions).
+    pub question: std::ops::Range<usize>,
+    /// Number of questions.
+    pub qdcount: u16,
+    /// Every record after the question, in order.
+    pub records: Vec<RrLocation>,
+    /// Index into `records` of the OPT record, if any.
+    pub opt: Option<usize>,
+}
+
+/// Reads a big-endian u16 at `at`.
+pub fn u16_at(msg: &[u8], at: usize) -> Result<u16, WireError> {
+    let b = msg.get(at..at + 2).ok_or(WireError::Truncated)?;
+    Ok(u16::from_be_bytes([b[0], b[1]]))
+}
+
+fn u32_at(msg: &[u8], at: usize) -> Result<u32, WireError> {
+    let b = msg.get(at..at + 4).ok_or(WireError::Truncated)?;
+    Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Returns the offset just after the name starting at `at`, following no
+/// pointers (a pointer ends the name in place) but checking their targets.
+pub fn skip_name(msg: &[u8], mut at: usize) -> Result<usize, WireError> {
+    let mut total = 0usize;
+    loop {
+        let len = *msg.get(at).ok_or(WireError::Truncated)? as usize;
+        match len & 0xC0 {
+            0x00 => {
+                at += 1;
+                if len == 0 {
+                    return Ok(at);
+                }
+                total += len + 1;
+                if total > 255 {
+                    return Err(WireError::BadName);
+                }
+                if at + len > msg.len() {
+                    return Err(WireError::Truncated);
+                }
+                at += len;
+            }
+            0xC0 => {
+                let target = (u16_at(msg, at)? & 0x3FFF) as usize;
+                if target >= at {
+                    return Err(WireError::PointerLoop);
+                }
+                return Ok(at + 2);
+            }
+            _ => return Err(WireError::BadName),
+        }
+    }
+}
+
+/// Appends the lower-cased, uncompressed wire form of the name at `at` to
+/// `out`, following compression pointers (only backwards, so it terminates).
+pub fn read_name_lower(msg: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let mut total = 0usize;
+    let mut jumps = 0;
+    loop {
+        let len = *msg.get(at).ok_or(WireError::Truncated)? as usize;
+        match len & 0xC0 {
+            0x00 => {
+                out.push(len as u8);
+                if len == 0 {
+                    return Ok(());
+                }
+                total += len + 1;
+                if total > 255 {
+                    return Err(WireError::BadName);
+                }
+                let label = msg.get(at + 1..at + 1 + len).ok_or(WireError::Truncated)?;
+                out.extend(label.iter().map(u8::to_ascii_lowercase));
+                at += 1 + len;
+            }
+            0xC0 => {
+                let target = (u16_at(msg, at)? & 0x3FFF) as usize;
+                jumps += 1;
+                if target >= at || jumps > 64 {
+                    return Err(WireError::PointerLoop);
+                }
+                at = target;
+            }
+            _ => return Err(WireError::BadName),
+        }
+    }
+}
+
+impl Layout {
+    /// Finds the sections and records of `msg`. Trailing bytes are an error:
+    /// a frame that says more than it holds is not a message we act on.
+    pub fn parse(msg: &[u8]) -> Result<Layout, WireError> {
+        if msg.len() < HEADER_LEN {
+            return Err(WireError::ShortHeader);
+        }
+        let qdcount = u16_at(msg, 4)?;
+        let counts = [u16_at(msg, 6)?, u16_at(msg, 8)?, u16_at(msg, 10)?];
+        let mut at = HEADER_LEN;
+        for _ in 0..qdcount {
+            at = skip_name(msg, at)? + 4;
+            if at > msg.len() {
+                return Err(WireError::Truncated);
+            }
+        }
+        let question = HEADER_LEN..at;
+        // Each record takes at least 11 bytes, which bounds the allocation.
+        let announced: usize = counts.iter().map(|&c| c as usize).sum();
+        let mut records = Vec::with_capacity(announced.min((msg.len() - at) / 11));
+        let mut opt = None;
+        for (section, &count) in counts.iter().enumerate() {
+            for _ in 0..count {
+                let start = at;
+                let type_at = skip_name(msg, at)?;
+                let rtype = u16_at(msg, type_at)?;
+                let ttl_at = type_at + 4;
+                let ttl = u32_at(msg, ttl_at)?;
+                let rdata_len = u16_at(msg, ttl_at + 4)? as usize;
+                let rdata_at = ttl_at + 6;
+                if rdata_at + rdata_len > msg.len() {
+                    return Err(WireError::Truncated);
+                }
+                if rtype == TYPE_OPT && section == 2 {
+                    if opt.is_some() {
+                        return Err(WireError::DuplicateOpt);
+                    }
+                    opt = Some(records.len());
+                }
+                records.push(RrLocation {
+                    start,
+                    type_at,
+                    rtype,
+                    ttl_at,
+                    ttl,
+                    rdata_at,
+                    rdata_len,
+                    section: section as u8 + 1,
+                });
+                at = rdata_at + rdata_len;
+            }
+        }
+        if at != msg.len() {
+            return Err(WireError::TrailingBytes);
+        }
+        Ok(Layout {
+            question,
+            qdcount,
+            records,
+            opt,
+        })
+    }
+
+    /// The OPT record, if present.
+    pub fn opt_record(&self) -> Option<&RrLocation> {
+        self.opt.map(|i| &self.records[i])
+    }
+}
+
+/// The message ID.
+pub fn id(msg: &[u8]) -> u16 {
+    u16_at(msg, 0).unwrap_or(0)
+}
+
+/// Overwrites the message ID.
+pub fn set_id(msg: &mut [u8], id: u16) {
+    if msg.len() >= 2 {
+        msg[..2].copy_from_slice(&id.to_be_bytes());
+    }
+}
+
+/// The low four bits of the response code (the header part).
+pub fn rcode(msg: &[u8]) -> u8 {
+    msg.get(3).map_or(RCODE_SERVFAIL, |b| b & 0x0F)
+}
+
+/// Whether the QR bit marks this as a response.
+pub fn is_response(msg: &[u8]) -> bool {
+    msg.get(2).is_some_and(|b| b & 0x80 != 0)
+}
+
+/// Whether the TC bit is set.
+pub fn is_truncated(msg: &[u8]) -> bool {
+    msg.get(2).is_some_and(|b| b & 0x02 != 0)
+}
+
+/// The four-bit opcode.
+pub fn opcode(msg: &[u8]) -> u8 {
+    msg.get(2).map_or(0, |b| (b >> 3) & 0x0F)
+}
+
+/// Whether the CD (checking disabled) bit is set.
+pub fn checking_disabled(msg: &[u8]) -> bool {
+    msg.get(3).is_some_and(|b| b & 0x10 != 0)
+}
+
+/// The identity of a question, used to match responses to queries and as the
+/// cache key: lower-cased name, type, class, and the DO and CD bits (an
+/// answer fetched without DNSSEC records must not answer a query that wants them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QuestionKey {
+    /// Lower-cased uncompressed wire name.
+    pub name: Vec<u8>,
+    /// QTYPE.
+    pub qtype: u16,
+    /// QCLASS.
+    pub qclass: u16,
+    /// EDNS DO bit of the query.
+    pub dnssec_ok: bool,
+    /// CD bit of the query.
+    pub checking_disabled: bool,
+}
+
+impl QuestionKey {
+    /// The key of the first question of `msg`; `None` when there is no question.
+    pub fn of(msg: &[u8], layout: &Layout) -> Result<Option<QuestionKey>, WireError> {
+        if layout.qdcount == 0 {
+            return Ok(None);
+        }
+        let mut name = Vec::with_capacity(32);
+        read_name_lower(msg, HEADER_LEN, &mut name)?;
+        let after = skip_name(msg, HEADER_LEN)?;
+        let dnssec_ok = layout
+            .opt_record()
+            .is_some_and(|o| o.ttl & 0x0000_8000 != 0);
+        Ok(Some(QuestionKey {
+            name,
+            qtype: u16_at(msg, after)?,
+            qclass: u16_at(msg, after + 2)?,
+            dnssec_ok,
+            checking_disabled: checking_disabled(msg),
+        }))
+    }
+
+    /// Whether a response's question is the same as this query's (DO and CD
+    /// are properties of the query, so only name, type and class count).
+    pub fn same_question(&self, other: &QuestionKey) -> bool {
+        self.name == other.name && self.qtype == other.qtype && self.qclass == other.qclass
+    }
+
+    /// The name in presentation form, for logs and the query log.
+    pub fn display_name(&self) -> String {
+        let mut out = String::new();
+        let mut at = 0;
+        while let Some(&len) = self.name.get(at) {
+            if len == 0 {
+                break;
+            }
+            let label = self.name.get(at + 1..at + 1 + len as usize).unwrap_or(&[]);
+            for &b in label {
+                if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
+                    out.push(b as char);
+                } else {
+                    out.push_str(&format!("\\{b:03}"));
+                }
+            }
+            out.push('.');
+            at += 1 + len as usize;
+        }
+        if out.is_empty() {
+            out.push('.');
+        }
+        out
+    }
+}
+
+/// A client query checked to be something the engine forwards: a standard
+/// query (opcode 0, QR clear) with exactly one question.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The message as the client sent it.
+    pub bytes: Vec<u8>,
+    /// Its layout.
+    pub layout: Layout,
+    /// Its question identity.
+    pub key: QuestionKey,
+}
+
+/// Why a client query is refused before it goes anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryError {
+    /// Not parseable; `id` is what we could read, to address a FORMERR.
+    Malformed(WireError),
+    /// QR set: a response was sent where a query belongs.
+    NotAQuery,
+    /// Opcode other than QUERY.
+    UnsupportedOpcode(u8),
+    /// Zero or several questions.
+    QuestionCount(u16),
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueryError::Malformed(e) => write!(f, "malformed query: {e}"),
+            QueryError::NotAQuery => f.write_str("message is a response, not a query"),
+            QueryError::UnsupportedOpcode(op) => write!(f, "unsupported opcode {op}"),
+            QueryError::QuestionCount(n) => write!(f, "query has {n} questions, expected 1"),
+        }
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+impl Query {
+    /// Checks a client's message.
+    pub fn parse(bytes: Vec<u8>) -> Result<Query, QueryError> {
+        let layout = Layout::parse(&bytes).map_err(QueryError::Malformed)?;
+        if is_response(&bytes) {
+            return Err(QueryError::NotAQuery);
+        }
+        if opcode(&bytes) != 0 {
+            return Err(QueryError::UnsupportedOpcode(opcode(&bytes)));
+        }
+        if layout.qdcount != 1 {
+            return Err(QueryError::QuestionCount(layout.qdcount));
+        }
+        let key = QuestionKey::of(&bytes, &layout)
+            .map_err(QueryError::Malformed)?
+            .ok_or(QueryError::QuestionCount(0))?;
+        Ok(Query { bytes, layout, key })
+    }
+
+    /// The client's ID.
+    pub fn id(&self) -> u16 {
+        id(&self.bytes)
+    }
+
+    /// Whether the client sent EDNS.
+    pub fn has_edns(&self) -> bool {
+        self.layout.opt.is_some()
+    }
+
+    /// The UDP payload size the client advertised (512 without EDNS).
+    pub fn udp_payload_limit(&self) -> usize {
+        match self.layout.opt_record() {
+            // The CLASS field of OPT carries the payload size (RFC 6891 §6.1.2).
+            Some(opt) => (u16_at(&self.bytes, opt.type_at + 2).unwrap_or(512) as usize).max(512),
+            None => 512,
+        }
+    }
+
+    /// Builds the message sent upstream over TLS: header and question only,
+    /// one OPT record carrying the client's DO bit, an empty edns-tcp-keepalive
+    /// option (RFC 7828 §3.1: clients send it empty), and padding to a
+    /// multiple of `block` bytes (RFC 8467 §4.1 recommends 128 for queries).
+    /// Client options (Client Subnet among them) are never forwarded.
+    pub fn to_upstream(&self, id: u16, block: usize, request_keepalive: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.layout.question.end + 11 + 8 + block);
+        out.extend_from_slice(&self.bytes[..HEADER_LEN]);
+        set_id(&mut out, id);
+        // Keep RD and CD; clear AD, Z.
+        out[3] &= 0x10;
+        out[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]);
+        out.extend_from_slice(&self.bytes[self.layout.question.clone()]);
+        let do_bit: u16 = if self.key.dnssec_ok { 0x8000 } else { 0 };
+        // OPT: root name, type 41, class = our UDP size, TTL = ext-rcode/version/flags.
+        out.push(0);
+        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+        out.extend_from_slice(&1232u16.to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&do_bit.to_be_bytes());
+        let rdlen_at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        if request_keepalive {
+            out.extend_from_slice(&OPT_TCP_KEEPALIVE.to_be_bytes());
+            out.extend_from_slice(&[0, 0]);
+        }
+        if block > 0 {
+            // The padding option's own 4-byte header counts toward the total.
+            let unpadded = out.len() + 4;
+            let pad = (block - unpadded % block) % block;
+            out.extend_from_slice(&OPT_PADDING.to_be_bytes());
+            out.extend_from_slice(&(pad as u16).to_be_bytes());
+            out.resize(out.len() + pad, 0);
+        }
+        let rdlen = (out.len() - rdlen_at - 2) as u16;
+        out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        out
+    }
+}
+
+/// Reads the server's edns-tcp-keepalive timeout from a response, in units of
+/// 100 ms (RFC 7828 §3.2), if it sent one.
+pub fn keepalive_timeout(msg: &[u8], layout: &Layout) -> Option<u16> {
+    let opt = layout.opt_record()?;
+    let mut at = opt.rdata_at;
+    let end = opt.end();
+    while at + 4 <= end {
+        let code = u16_at(msg, at).ok()?;
+        let len = u16_at(msg, at + 2).ok()? as usize;
+        if at + 4 + len > end {
+            return None;
+        }
+        if code == OPT_TCP_KEEPALIVE && len == 2 {
+            return u16_at(msg, at + 4).ok();
+        }
+        at += 4 + len;
+    }
+    None
+}
+
+/// Rewrites an upstream response for the client that asked: its ID, and its
+/// OPT record made fit for that client — removed when the client sent no EDNS
+/// (RFC 6891 §7), otherwise stripped of options (keepalive and padding are
+/// about our TLS hop, not the client's).
+pub fn response_for_client(response: &[u8], layout: &Layout, query: &Query) -> Vec<u8> {
+    let mut out = match layout.opt_record() {
+        None => response.to_vec(),
+        Some(opt) => {
+            let mut out = Vec::with_capacity(response.len());
+            if query.has_edns() {
+                out.extend_from_slice(&response[..opt.rdata_at - 2]);
+                out.extend_from_slice(&[0, 0]);
+            } else {
+                out.extend_from_slice(&response[..opt.start]);
+                let arcount = u16_at(response, 10).unwrap_or(1).saturating_sub(1);
+                out[10..12].copy_from_slice(&arcount.to_be_bytes());
+            }
+            out.extend_from_slice(&response[opt.end()..]);
+            out
+        }
+    };
+    set_id(&mut out, query.id());
+    out
+}
+
+/// A minimal response with `rcode` for `query`: the header with QR and RA
+/// set, RD copied, and the question echoed when it could be read.
+pub fn error_response(query: &[u8], rcode: u8) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER_LEN];
+    if query.len() >= 4 {
+        out[..2].copy_from_slice(&query[..2]);
+        out[2] = 0x80 | (query[2] & 0x79); // QR, opcode, RD
+        out[3] = 0x80 | (query[3] & 0x10) | (rcode & 0x0F); // RA, CD, rcode
+    } else {
+        out[2] = 0x80;
+        out[3] = 0x80 | (rcode & 0x0F);
+    }
+    if let Ok(layout) = Layout::parse(query) {
+        if layout.qdcount == 1 {
+            out[4..6].copy_from_slice(&1u16.to_be_bytes());
+            out.extend_from_slice(&query[layout.question]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query for `a.test. A` with ID 0x1234, optionally with an OPT record.
+    pub(crate) fn sample_query(edns: bool) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns as u8];
+        q.extend_from_slice(b"\x01A\x04TEST\x00\x00\x01\x00\x01");
+        if edns {
+            // OPT: payload 4096, DO set, and a Client Subnet option (code 8)
+            // that must not be forwarded.
+            q.extend_from_slice(&[0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 8]);
+            q.extend_from_slice(&[0, 8, 0, 4, 0, 1, 24, 0]);
+        }
+        q
+    }
+
+    #[test]
+    fn parses_query_and_key_is_lowercase() {
+        let q = Query::parse(sample_query(false)).unwrap();
+        assert_eq!(q.key.name, b"\x01a\x04test\x00");
+        assert_eq!(q.key.qtype, 1);
+        assert_eq!(q.key.display_name(), "a.test.");
+        assert!(!q.key.dnssec_ok);
+        assert_eq!(q.udp_payload_limit(), 512);
+    }
+
+    #[test]
+    fn upstream_query_is_padded_to_block_and_drops_client_options() {
+        let q = Query::parse(sample_query(true)).unwrap();
+        assert!(q.key.dnssec_ok);
+        assert_eq!(q.udp_payload_limit(), 4096);
+        let up = q.to_upstream(7, 128, true);
+        assert_eq!(up.len() % 128, 0);
+        assert_eq!(id(&up), 7);
+        let layout = Layout::parse(&up).unwrap();
+        let opt = layout.opt_record().unwrap();
+        assert_eq!(opt.ttl & 0x8000, 0x8000, "DO bit kept");
+        // Options: keepalive (empty) then padding; no subnet (code 8).
+        assert_eq!(u16_at(&up, opt.rdata_at).unwrap(), OPT_TCP_KEEPALIVE);
+        assert_eq!(u16_at(&up, opt.rdata_at + 4).unwrap(), OPT_PADDING);
+        assert!(!up[opt.rdata_at..].windows(4).any(|w| w == [0, 8, 0, 4]));
+    }
+
+    #[test]
+    fn padding_zero_block_means_no_padding() {
+        let q = Query::parse(sample_query(false)).unwrap();
+        let up = q.to_upstream(1, 0, false);
+        let layout = Layout::parse(&up).unwrap();
+        assert_eq!(layout.opt_record().unwrap().rdata_len, 0);
+    }
+
+    #[test]
+    fn client_without_edns_gets_no_opt() {
+        let q = Query::parse(sample_query(false)).unwrap();
+        let mut resp = q.to_upstream(9, 128, true);
+        resp[2] |= 0x80;
+        let layout = Layout::parse(&resp).unwrap();
+        let out = response_for_client(&resp, &layout, &q);
+        let l2 = Layout::parse(&out).unwrap();
+        assert!(l2.opt.is_none());
+        assert_eq!(id(&out), 0x1234);
+    }
+
+    #[test]
+    fn keepalive_is_read() {
+        let q = Query::parse(sample_query(false)).unwrap();
+        let mut resp = q.to_upstream(9, 0, false);
+        let n = resp.len();
+        resp[n - 2..].copy_from_slice(&6u16.to_be_bytes());
+        resp.extend_from_slice(&[0, 11, 0, 2, 1, 44]);
+        let layout = Layout::parse(&resp).unwrap();
+        assert_eq!(keepalive_timeout(&resp, &layout), Some(300));
+    }
+
+    #[test]
+    fn hostile_messages_are_errors_not_panics() {
+        assert_eq!(Layout::parse(&[0; 5]), Err(WireError::ShortHeader));
+        // Pointer to itself.
+        let mut m = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1];
+        assert_eq!(Layout::parse(&m), Err(WireError::PointerLoop));
+        // Claims an answer it does not hold.
+        m = vec![0, 0, 0x80, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        assert_eq!(Layout::parse(&m), Err(WireError::Truncated));
+        // Reserved label type.
+        m = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 1, 0, 1];
+        assert_eq!(Layout::parse(&m), Err(WireError::BadName));
+        // Trailing garbage.
+        let mut q = sample_query(false);
+        q.push(0);
+        assert_eq!(Layout::parse(&q), Err(WireError::TrailingBytes));
+        // Every prefix of a valid message is rejected cleanly.
+        let q = sample_query(true);
+        for n in 0..q.len() {
+            assert!(Layout::parse(&q[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn error_response_echoes_question() {
+        let q = sample_query(false);
+        let r = error_response(&q, RCODE_SERVFAIL);
+        assert_eq!(rcode(&r), RCODE_SERVFAIL);
+        assert!(is_response(&r));
+        assert_eq!(id(&r), 0x1234);
+        let l = Layout::parse(&r).unwrap();
+        assert_eq!(l.qdcount, 1);
+        assert_eq!(error_response(&[1], RCODE_FORMERR).len(), HEADER_LEN);
+    }
+}
