@@ -161,7 +161,8 @@ impl Cache {
                 .records
                 .iter()
                 .find(|r| r.section == 2 && r.rtype == wire::TYPE_SOA)?;
-            let minimum_at = wire::skip_name(msg, wire::skip_name(msg, soa.rdata_at).ok()?).ok()? + 16;
+            let minimum_at =
+                wire::skip_name(msg, wire::skip_name(msg, soa.rdata_at).ok()?).ok()? + 16;
             if minimum_at + 4 != soa.end() {
                 return None;
             }

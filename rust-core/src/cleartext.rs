@@ -88,15 +88,21 @@ impl Cleartext {
         // usual defence against off-path spoofing of clear-text answers.
         let id = random_id();
         let message = query.to_upstream(id, 0, false);
-        let (bytes, layout) = timeout(self.attempt_timeout, self.udp(&message, server, &query.key, id))
-            .await
-            .map_err(|_| CleartextError::Timeout)??;
+        let (bytes, layout) = timeout(
+            self.attempt_timeout,
+            self.udp(&message, server, &query.key, id),
+        )
+        .await
+        .map_err(|_| CleartextError::Timeout)??;
         if !wire::is_truncated(&bytes) {
             return Ok((bytes, layout));
         }
-        timeout(self.attempt_timeout, self.tcp(&message, server, &query.key, id))
-            .await
-            .map_err(|_| CleartextError::Timeout)?
+        timeout(
+            self.attempt_timeout,
+            self.tcp(&message, server, &query.key, id),
+        )
+        .await
+        .map_err(|_| CleartextError::Timeout)?
     }
 
     async fn udp(
@@ -137,11 +143,17 @@ impl Cleartext {
         let mut framed = Vec::with_capacity(message.len() + 2);
         framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
         framed.extend_from_slice(message);
-        stream.write_all(&framed).await.map_err(CleartextError::Io)?;
+        stream
+            .write_all(&framed)
+            .await
+            .map_err(CleartextError::Io)?;
         Stats::add(&self.stats.bytes_sent, framed.len() as u64);
         let len = stream.read_u16().await.map_err(CleartextError::Io)? as usize;
         let mut buf = vec![0u8; len];
-        stream.read_exact(&mut buf).await.map_err(CleartextError::Io)?;
+        stream
+            .read_exact(&mut buf)
+            .await
+            .map_err(CleartextError::Io)?;
         Stats::add(&self.stats.bytes_received, len as u64 + 2);
         matching(&buf, key, id).ok_or(CleartextError::BadResponse)
     }

@@ -310,17 +310,17 @@ impl fmt::Display for ConfigError {
             ConfigError::BadName { value, reason, .. } => {
                 write!(f, "{value:?} is not a valid host name: {reason}")
             }
-            ConfigError::NoAuthentication { .. } => f.write_str(
-                "strict mode needs an authentication name or at least one SPKI pin",
-            ),
+            ConfigError::NoAuthentication { .. } => {
+                f.write_str("strict mode needs an authentication name or at least one SPKI pin")
+            }
             ConfigError::BadPin { value, .. } => write!(
                 f,
                 "{value:?} is not a pin-sha256 value (base64 of 32 bytes, as in RFC 7469)"
             ),
             ConfigError::BadCaPem { reason } => write!(f, "CA certificates unusable: {reason}"),
-            ConfigError::NoNetworkResolvers => f.write_str(
-                "opportunistic mode without servers needs the network's resolvers",
-            ),
+            ConfigError::NoNetworkResolvers => {
+                f.write_str("opportunistic mode without servers needs the network's resolvers")
+            }
             ConfigError::BadSetting { reason, .. } => f.write_str(reason),
         }
     }
@@ -367,7 +367,9 @@ impl Config {
     /// Checks every field and resolves providers to servers.
     pub fn validate(&self) -> Result<Validated, ConfigError> {
         let servers = match &self.upstream {
-            Upstream::Provider { id, config_id } => vec![provider_server(id, config_id.as_deref())?],
+            Upstream::Provider { id, config_id } => {
+                vec![provider_server(id, config_id.as_deref())?]
+            }
             Upstream::Custom(list) => {
                 if list.is_empty() {
                     return Err(ConfigError::NoServers);
@@ -420,7 +422,10 @@ impl Config {
             }
         }
         if self.reprobe.initial.is_zero() || self.reprobe.initial > self.reprobe.max {
-            return bad("reprobe.initial", "must be non-zero and at most reprobe.max");
+            return bad(
+                "reprobe.initial",
+                "must be non-zero and at most reprobe.max",
+            );
         }
         self.idle
             .check()
@@ -431,11 +436,12 @@ impl Config {
 fn provider_server(id: &str, config_id: Option<&str>) -> Result<ServerSpec, ConfigError> {
     let p = providers::find(id).ok_or_else(|| ConfigError::UnknownProvider { id: id.into() })?;
     let auth_name = if p.needs_config_id {
-        let cid = config_id
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| ConfigError::MissingConfigId {
-                provider: p.id.into(),
-            })?;
+        let cid =
+            config_id
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| ConfigError::MissingConfigId {
+                    provider: p.id.into(),
+                })?;
         if !providers::valid_config_id(cid) {
             return Err(ConfigError::BadConfigId { value: cid.into() });
         }
@@ -558,7 +564,10 @@ fn check_host_name(n: &str) -> Result<String, &'static str> {
         if label.is_empty() || label.len() > 63 {
             return Err("each label must be 1 to 63 characters");
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err("only letters, digits and '-' are allowed");
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -645,7 +654,10 @@ mod tests {
                 "servers[0].pins[1]",
             ),
             (custom(None, &["127.0.0.1"], &[]), "servers[0].name"),
-            (custom(Some("bad_name!"), &["127.0.0.1"], &[]), "servers[0].name"),
+            (
+                custom(Some("bad_name!"), &["127.0.0.1"], &[]),
+                "servers[0].name",
+            ),
         ];
         for (cfg, field) in cases {
             let err = cfg.validate().unwrap_err();

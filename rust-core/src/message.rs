@@ -116,8 +116,14 @@ mod tests {
         let parsed = crate::wire::Query::parse(q).unwrap();
         assert_eq!(parsed.key.qtype, 28);
         assert_eq!(parsed.key.display_name(), "a.test.");
-        assert!(matches!(build_query("a.test", "NOPE"), Err(MessageError::BadType(_))));
-        assert!(matches!(build_query(&"x".repeat(300), "A"), Err(MessageError::BadName(_))));
+        assert!(matches!(
+            build_query("a.test", "NOPE"),
+            Err(MessageError::BadType(_))
+        ));
+        assert!(matches!(
+            build_query(&"x".repeat(300), "A"),
+            Err(MessageError::BadName(_))
+        ));
         assert_eq!(parse_type("65").unwrap(), 65);
         let servfail = crate::wire::error_response(&build_query("a.test", "A").unwrap(), 2);
         assert_eq!(decode_answer(&servfail).unwrap().rcode, "SERVFAIL");

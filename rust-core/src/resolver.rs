@@ -64,6 +64,9 @@ struct Fallback {
     until: Option<Instant>,
     backoff: Duration,
     probing: bool,
+    /// Whether the host was told we are in clear text and not yet told
+    /// that DoT is back.
+    announced: bool,
 }
 
 /// How sending over DoT failed.
@@ -106,6 +109,7 @@ impl Resolver {
                 until: None,
                 backoff: config.reprobe.initial,
                 probing: false,
+                announced: false,
             }),
             servers: RwLock::new(Vec::new()),
             network_resolvers: RwLock::new(config.network_resolvers.clone()),
@@ -158,7 +162,12 @@ impl Resolver {
     /// Closes all connections; later queries get SERVFAIL.
     pub async fn shutdown(&self) {
         self.inner.shut_down.store(true, Ordering::Release);
-        let servers = self.inner.servers.read().map(|s| s.clone()).unwrap_or_default();
+        let servers = self
+            .inner
+            .servers
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default();
         for s in servers {
             s.close().await;
         }
@@ -179,7 +188,7 @@ impl Resolver {
         self.inner
             .fallback
             .lock()
-            .map(|f| f.until.is_some())
+            .map(|f| f.announced)
             .unwrap_or(false)
     }
 }
@@ -189,7 +198,11 @@ impl Inner {
         let specs = if matches!(self.config.upstream, Upstream::NetworkResolvers) {
             // Opportunistic DoT to the network's own resolvers, port 853,
             // with no name to authenticate.
-            let resolvers = self.network_resolvers.read().map(|r| r.clone()).unwrap_or_default();
+            let resolvers = self
+                .network_resolvers
+                .read()
+                .map(|r| r.clone())
+                .unwrap_or_default();
             resolvers
                 .iter()
                 .map(|r| ServerSpec {
@@ -293,7 +306,10 @@ impl Inner {
                 // The leading query was cancelled; ask on our own.
                 Err(_) => {
                     let shared = Arc::new(self.upstream(query).await);
-                    let source = shared.as_ref().as_ref().map_or(AnswerSource::Failed, |r| r.2);
+                    let source = shared
+                        .as_ref()
+                        .as_ref()
+                        .map_or(AnswerSource::Failed, |r| r.2);
                     (shared, source)
                 }
             },
@@ -307,7 +323,10 @@ impl Inner {
                     self.cache.insert(query.key.clone(), bytes, layout);
                 }
                 guard.complete(&shared);
-                let source = shared.as_ref().as_ref().map_or(AnswerSource::Failed, |r| r.2);
+                let source = shared
+                    .as_ref()
+                    .as_ref()
+                    .map_or(AnswerSource::Failed, |r| r.2);
                 (shared, source)
             }
         };
@@ -412,7 +431,11 @@ impl Inner {
             // Unreachable by construction in strict mode; fail closed.
             return Err(FailureKind::Tls);
         };
-        let resolvers = self.network_resolvers.read().map(|r| r.clone()).unwrap_or_default();
+        let resolvers = self
+            .network_resolvers
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_default();
         match tokio::time::timeout_at(deadline, cleartext.exchange(query, &resolvers)).await {
             Ok(Ok((bytes, layout))) => {
                 Stats::add(&self.stats.cleartext_queries, 1);
@@ -450,6 +473,7 @@ impl Inner {
         let retry_in = f.backoff;
         f.until = Some(Instant::now() + retry_in);
         f.backoff = (f.backoff * 2).min(self.config.reprobe.max);
+        f.announced = true;
         drop(f);
         log::warn!("DoT unavailable ({reason}); clear text for {retry_in:?}");
         self.host.on_event(Event::CleartextFallback {
@@ -461,16 +485,16 @@ impl Inner {
     /// Tries to open a DoT connection; leaves or stays in fallback.
     async fn probe(self: Arc<Self>) {
         let result = self.any_connection().await;
-        let was_in_fallback = {
-            let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
-            f.probing = false;
-            f.until.is_some()
-        };
+        self.fallback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .probing = false;
         match result {
             Ok(_) => {
                 let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
                 f.until = None;
                 f.backoff = self.config.reprobe.initial;
+                let was_in_fallback = std::mem::replace(&mut f.announced, false);
                 drop(f);
                 if was_in_fallback {
                     log::info!("DoT works again");

@@ -45,7 +45,9 @@ pub enum AuthError {
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AuthError::PinMismatch => f.write_str("no certificate matches the configured SPKI pins"),
+            AuthError::PinMismatch => {
+                f.write_str("no certificate matches the configured SPKI pins")
+            }
             AuthError::Chain(e) => write!(f, "certificate chain rejected: {e}"),
             AuthError::NoVerifier => f.write_str("no trust anchors available"),
         }
@@ -88,7 +90,9 @@ impl ChainVerifier {
                 log::warn!("{ignored} extra CA certificates could not be used");
             }
             (added > 0)
-                .then(|| WebPkiServerVerifier::builder_with_provider(store.into(), provider).build())
+                .then(|| {
+                    WebPkiServerVerifier::builder_with_provider(store.into(), provider).build()
+                })
                 .and_then(|r| r.map_err(|e| log::warn!("extra CA verifier: {e}")).ok())
         };
         ChainVerifier { platform, extra }

@@ -187,7 +187,11 @@ impl Connection {
     }
 
     /// Sends one query and waits for its answer.
-    pub async fn exchange(&self, message: Vec<u8>, key: QuestionKey) -> Result<Answer, ExchangeError> {
+    pub async fn exchange(
+        &self,
+        message: Vec<u8>,
+        key: QuestionKey,
+    ) -> Result<Answer, ExchangeError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request {

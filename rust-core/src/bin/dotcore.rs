@@ -19,7 +19,11 @@ use dotcore::packet::{client_udp_payload_limit, truncate_dns_response};
 use dotcore::{message, providers, Config, Mode, NoHost, Resolver};
 
 #[derive(Parser)]
-#[command(name = "dotcore", version, about = "DNS-over-TLS client (RFC 7858, RFC 8310 profiles)")]
+#[command(
+    name = "dotcore",
+    version,
+    about = "DNS-over-TLS client (RFC 7858, RFC 8310 profiles)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,7 +34,8 @@ enum Command {
     /// Resolve one name and print the answer like `dig +short`.
     Query {
         /// Name to resolve.
-        name: String,
+        #[arg(value_name = "NAME")]
+        qname: String,
         /// Record type (A, AAAA, TXT, MX, ... or a number).
         #[arg(default_value = "A")]
         rtype: String,
@@ -118,14 +123,18 @@ impl ServerArgs {
         };
         let extra_ca_pem = match &self.ca {
             Some(path) => Some(
-                std::fs::read_to_string(path).map_err(|e| format!("--ca: cannot read {path}: {e}"))?,
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("--ca: cannot read {path}: {e}"))?,
             ),
             None => None,
         };
         let network_resolvers = self
             .fallback
             .iter()
-            .map(|f| parse_resolver_address(f).map_err(|_| format!("--fallback: {f:?} is not IP or IP:PORT")))
+            .map(|f| {
+                parse_resolver_address(f)
+                    .map_err(|_| format!("--fallback: {f:?} is not IP or IP:PORT"))
+            })
             .collect::<Result<Vec<SocketAddr>, String>>()?;
         if self.timeout_ms == 0 {
             return Err("--timeout-ms: must be above 0".into());
@@ -165,9 +174,25 @@ impl dotcore::Host for StderrLog {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line, not clap's usage block: scripts log it as it is.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            eprintln!(
+                "dotcore: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
     // One thread, as on the phone.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dotcore: cannot start runtime: {e}");
@@ -177,11 +202,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Query {
-                name,
+                qname,
                 rtype,
                 json,
                 server,
-            } => query(&name, &rtype, json, &server).await,
+            } => query(&qname, &rtype, json, &server).await,
             Command::Proxy {
                 listen,
                 max_concurrent,
@@ -216,7 +241,10 @@ async fn query(name: &str, rtype: &str, json: bool, args: &ServerArgs) -> Result
             .iter()
             .map(|r| serde_json::json!({"name": r.name, "type": r.rtype, "ttl": r.ttl, "data": r.data}))
             .collect();
-        println!("{}", serde_json::json!({"rcode": answer.rcode, "answers": records}));
+        println!(
+            "{}",
+            serde_json::json!({"rcode": answer.rcode, "answers": records})
+        );
     } else {
         for r in &answer.records {
             println!("{}", r.data);
@@ -266,7 +294,10 @@ async fn proxy(listen: &str, max_concurrent: usize, args: &ServerArgs) -> Result
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         let _ = tokio::signal::ctrl_c().await;
         return;
     };

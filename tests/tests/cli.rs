@@ -1,0 +1,272 @@
+//! The `dotcore` binary: `query` and `proxy` against Unbound, and its
+//! handling of bad input. Clients of the proxy are dig and kdig.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dotcore_tests::unbound::{self as zone, UnboundOptions, UnboundServer};
+use dotcore_tests::{dig, kdig, require_tool};
+
+/// The `dotcore` binary next to this test's executable (target/<profile>/).
+fn dotcore_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("dotcore");
+    assert!(
+        bin.exists(),
+        "{} missing: build with `cargo build -p dotcore --features cli` (the test script does)",
+        bin.display()
+    );
+    bin
+}
+
+fn dotcore(args: &[&str]) -> Output {
+    Command::new(dotcore_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn server_args(server: &UnboundServer) -> Vec<String> {
+    vec![
+        "--server".into(),
+        server.dot_addr().to_string(),
+        "--name".into(),
+        "dot.test".into(),
+        "--ca".into(),
+        server.ca_file().display().to_string(),
+    ]
+}
+
+fn start() -> Option<UnboundServer> {
+    if !require_tool("unbound") {
+        return None;
+    }
+    Some(UnboundServer::start(UnboundOptions::default()).unwrap())
+}
+
+#[test]
+fn query_prints_like_dig_short_and_json() {
+    let Some(server) = start() else { return };
+    let mut args = vec!["query", zone::A_TEST, "A", "--stats"];
+    let sargs = server_args(&server);
+    args.extend(sargs.iter().map(String::as_str));
+    let out = dotcore(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some(zone::A_TEST_V4));
+    let stats = lines.next().unwrap();
+    assert!(stats.starts_with("{\"queries\":1,"), "{stats}");
+    assert!(stats.contains("\"handshakes_full\":1"));
+
+    let mut args = vec!["query", zone::MULTI_TEST, "a", "--json"];
+    args.extend(sargs.iter().map(String::as_str));
+    let out = dotcore(&args);
+    assert!(out.status.success());
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(json.starts_with("{\"answers\":[") || json.contains("\"rcode\":\"NOERROR\""));
+    for ip in zone::MULTI_TEST_V4 {
+        assert!(json.contains(ip), "{json}");
+    }
+
+    let mut args = vec!["query", zone::NX_TEST];
+    args.extend(sargs.iter().map(String::as_str));
+    let out = dotcore(&args);
+    assert_eq!(out.status.code(), Some(1), "NXDOMAIN is a failed lookup");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NXDOMAIN"));
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_problem() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "query",
+                "a.test",
+                "--server",
+                "not-an-ip",
+                "--name",
+                "x.test",
+            ],
+            "servers[0].addresses",
+        ),
+        (
+            &[
+                "query",
+                "a.test",
+                "--server",
+                "127.0.0.1:0",
+                "--name",
+                "x.test",
+            ],
+            "port 0",
+        ),
+        (
+            &["query", "a.test", "--server", "127.0.0.1", "--pin", "AAAA"],
+            "servers[0].pins[0]",
+        ),
+        (
+            &["query", "a.test", "--server", "127.0.0.1"],
+            "servers[0].name",
+        ),
+        (
+            &["query", "a.test", "--provider", "nope"],
+            "unknown provider",
+        ),
+        (&["query", "a.test", "--provider", "nextdns"], "config_id"),
+        (&["query", "a.test", "--mode", "sometimes"], "--mode"),
+        (&["query", "a.test", "BOGUS"], "type"),
+        (&["query", "a.test", "--ca", "/nonexistent.pem"], "--ca"),
+        (&["query", "a.test", "--name", "x.test"], "--server"),
+        (&["query", "a.test", "--fallback", "nope"], "--fallback"),
+        (&["proxy", "--listen", "localhost"], "--listen"),
+    ];
+    for (args, needle) in cases {
+        let out = dotcore(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"));
+    }
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `dotcore proxy`, waits until it answers, and stops it with SIGINT.
+struct Proxy {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Proxy {
+    fn start(server: &UnboundServer) -> Proxy {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut args = vec![
+            "proxy".to_string(),
+            "--listen".into(),
+            addr.to_string(),
+            "--stats".into(),
+        ];
+        args.extend(server_args(server));
+        let child = Command::new(dotcore_bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let proxy = Proxy { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return proxy;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("proxy did not start listening on {addr}");
+    }
+
+    fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    fn interrupt(mut self) -> Output {
+        // SAFETY-free: kill(1) the shell tool sends SIGINT by pid.
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return self.child.wait_with_output().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("proxy did not exit on SIGINT");
+    }
+}
+
+#[test]
+fn proxy_serves_dig_and_kdig_over_udp_and_tcp_and_prints_stats_on_sigint() {
+    let Some(server) = start() else { return };
+    if !require_tool("dig") || !require_tool("kdig") {
+        return;
+    }
+    let proxy = Proxy::start(&server);
+    let port = proxy.port();
+    let at = "@127.0.0.1";
+
+    let out = dig(&[
+        at,
+        "-p",
+        &port,
+        "+short",
+        "+tries=1",
+        "+time=5",
+        zone::A_TEST,
+        "A",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), zone::A_TEST_V4);
+
+    let out = dig(&[
+        at,
+        "-p",
+        &port,
+        "+tcp",
+        "+short",
+        "+tries=1",
+        zone::A_TEST,
+        "AAAA",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), zone::A_TEST_V6);
+
+    // Over 512 bytes: truncated over UDP without EDNS, whole over TCP.
+    let out = dig(&[
+        at,
+        "-p",
+        &port,
+        "+noedns",
+        "+ignore",
+        "+tries=1",
+        zone::BIG_TEST,
+        "TXT",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(" tc"), "TC flag set: {text}");
+    let out = dig(&[at, "-p", &port, "+tcp", "+short", zone::BIG_TEST, "TXT"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        zone::BIG_TEST_RECORDS
+    );
+
+    let out = kdig(&[at, "-p", &port, "+short", zone::TXT_TEST, "TXT"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("\"{}\"", zone::TXT_TEST_VALUE)
+    );
+
+    let out = proxy.interrupt();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stats = stdout.lines().last().expect("stats line");
+    assert!(stats.starts_with("{\"queries\":"), "{stats}");
+    assert!(stats.contains("\"handshakes_full\":1"), "{stats}");
+}
