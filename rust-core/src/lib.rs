@@ -20,6 +20,7 @@
 pub mod cache;
 mod cleartext;
 pub mod config;
+pub mod engine;
 pub mod host;
 pub mod message;
 pub mod packet;
@@ -30,9 +31,11 @@ mod spki;
 pub mod stats;
 pub mod tls;
 mod transport;
+mod tun;
 mod upstream;
 pub mod wire;
 
+pub use engine::{Engine, EngineError};
 pub use config::{CacheConfig, Config, ConfigError, CustomServer, Mode, Timeouts, Upstream};
 pub use host::{AnswerSource, Dialer, Event, Host, NoHost};
 pub use policy::{IdlePolicy, PowerState};

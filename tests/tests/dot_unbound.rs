@@ -519,3 +519,43 @@ async fn malformed_client_messages_get_formerr_not_silence() {
     assert_eq!(resolver.stats().fail_bad_query, 3);
     assert_eq!(resolver.stats().upstream_queries, 0);
 }
+
+#[tokio::test]
+async fn failover_to_a_working_address_and_prefer_it_afterwards() {
+    let Some(server) = start_unbound(UnboundOptions::default()) else {
+        return;
+    };
+    // A bound but not listening port: connects are refused at once.
+    let refusing = dotcore_tests::fault_server::refused_addr().unwrap();
+    let host = Arc::new(RecordingHost::default());
+    let config = Config {
+        upstream: Upstream::Custom(vec![CustomServer {
+            name: Some("dot.test".into()),
+            addresses: vec![refusing.addr().to_string(), server.dot_addr().to_string()],
+            port: 0,
+            pins: vec![],
+        }]),
+        idle: IdlePolicy {
+            interactive: Duration::from_millis(100),
+            ..IdlePolicy::default()
+        },
+        ..strict_with_ca(&server)
+    };
+    let resolver = Resolver::new(&config, host.clone()).unwrap();
+    let (a, _) = ask(&resolver, "f1.bench.", "A").await;
+    assert_eq!(data(&a), vec![zone::BENCH_V4]);
+    assert_eq!(host.protected.load(Ordering::SeqCst), 2, "tried both addresses");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (a, _) = ask(&resolver, "f2.bench.", "A").await;
+    assert_eq!(data(&a), vec![zone::BENCH_V4]);
+    assert_eq!(
+        host.protected.load(Ordering::SeqCst),
+        3,
+        "the working address is tried first after a failure"
+    );
+    assert!(host.events().iter().all(|e| match e {
+        Event::ServerValidated { address, .. } => *address == server.dot_addr(),
+        _ => true,
+    }));
+    assert_eq!(resolver.stats().failures(), 0);
+}

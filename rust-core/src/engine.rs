@@ -1,0 +1,218 @@
+//! The engine as a host runs it: a resolver on its own thread with a
+//! single-threaded Tokio runtime (one thread, fewer wake-ups on a phone),
+//! optionally fed by a TUN device.
+//!
+//! Every method is callable from any thread; the work happens on the
+//! engine's thread. [`Engine::resolve`] returns a future that does not need
+//! a Tokio runtime to be awaited, so foreign executors (Kotlin coroutines
+//! through UniFFI) can await it directly.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, watch};
+
+use crate::config::{Config, ConfigError};
+use crate::host::{Event, Host};
+use crate::policy::PowerState;
+use crate::resolver::Resolver;
+use crate::stats::StatsSnapshot;
+
+/// Why the engine could not do what was asked.
+#[derive(Debug)]
+pub enum EngineError {
+    /// The configuration was rejected.
+    Config(ConfigError),
+    /// The engine thread or runtime could not be started.
+    Runtime(std::io::Error),
+    /// The engine was stopped.
+    Stopped,
+    /// A packet loop is already running.
+    AlreadyRunning,
+    /// The TUN device could not be used.
+    Tun(std::io::Error),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Config(e) => write!(f, "{e}"),
+            EngineError::Runtime(e) => write!(f, "cannot start the engine thread: {e}"),
+            EngineError::Stopped => f.write_str("the engine is stopped"),
+            EngineError::AlreadyRunning => f.write_str("a TUN device is already attached"),
+            EngineError::Tun(e) => write!(f, "TUN device: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+impl From<ConfigError> for EngineError {
+    fn from(e: ConfigError) -> Self {
+        EngineError::Config(e)
+    }
+}
+
+/// A running engine. Dropping it stops it.
+pub struct Engine {
+    resolver: Resolver,
+    handle: Handle,
+    host: Arc<dyn Host>,
+    /// Dropping (or sending on) this ends the runtime thread.
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Tells the packet loop to finish.
+    tun_stop: Mutex<Option<watch::Sender<bool>>>,
+    tun_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Validates `config`, starts the engine thread and its resolver.
+    pub fn new(config: &Config, host: Arc<dyn Host>) -> Result<Engine, EngineError> {
+        config.validate()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("dotcore")
+            .build()
+            .map_err(EngineError::Runtime)?;
+        let handle = runtime.handle().clone();
+        let resolver = {
+            let _entered = handle.enter();
+            Resolver::new(config, host.clone())?
+        };
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("dotcore".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stop_rx.await;
+                });
+                // Give connection tasks a moment to send close_notify.
+                runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+            })
+            .map_err(EngineError::Runtime)?;
+        host.on_event(Event::Started);
+        Ok(Engine {
+            resolver,
+            handle,
+            host,
+            stop: Mutex::new(Some(stop_tx)),
+            thread: Mutex::new(Some(thread)),
+            tun_stop: Mutex::new(None),
+            tun_task: Mutex::new(None),
+        })
+    }
+
+    /// Starts an engine and attaches it to a TUN device at once.
+    pub fn start(config: &Config, tun: OwnedFd, host: Arc<dyn Host>) -> Result<Engine, EngineError> {
+        let engine = Engine::new(config, host)?;
+        engine.attach_tun(tun)?;
+        Ok(engine)
+    }
+
+    /// Answers DNS packets arriving on `tun` (raw IP packets, as Android's
+    /// VpnService delivers them) until [`Engine::stop`]. The engine owns
+    /// the descriptor from now on and closes it when it stops.
+    pub fn attach_tun(&self, tun: OwnedFd) -> Result<(), EngineError> {
+        self.ensure_running()?;
+        let mut stop_slot = self.tun_stop.lock().unwrap_or_else(|e| e.into_inner());
+        if stop_slot.is_some() {
+            return Err(EngineError::AlreadyRunning);
+        }
+        let device = {
+            let _entered = self.handle.enter();
+            crate::tun::TunDevice::new(tun).map_err(EngineError::Tun)?
+        };
+        let (tx, rx) = watch::channel(false);
+        let task = self.handle.spawn(crate::tun::run_packet_loop(
+            device,
+            self.resolver.clone(),
+            self.host.clone(),
+            rx,
+        ));
+        *stop_slot = Some(tx);
+        *self.tun_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        Ok(())
+    }
+
+    fn ensure_running(&self) -> Result<(), EngineError> {
+        if self.stop.lock().map(|s| s.is_some()).unwrap_or(false) {
+            Ok(())
+        } else {
+            Err(EngineError::Stopped)
+        }
+    }
+
+    /// Answers one wire-format query. The future can be awaited from any
+    /// executor; after [`Engine::stop`] it yields SERVFAIL.
+    pub fn resolve(&self, query: Vec<u8>) -> impl std::future::Future<Output = Vec<u8>> + Send + 'static {
+        let resolver = self.resolver.clone();
+        let fallback = crate::wire::error_response(&query, crate::wire::RCODE_SERVFAIL);
+        let task = self.handle.spawn(async move { resolver.resolve(&query).await });
+        async move { task.await.unwrap_or(fallback) }
+    }
+
+    /// Sets the power state.
+    pub fn set_power_state(&self, state: PowerState) {
+        self.resolver.set_power_state(state);
+    }
+
+    /// The device changed networks; see [`Resolver::network_changed`].
+    pub fn network_changed(&self, resolvers: Vec<SocketAddr>) {
+        let resolver = self.resolver.clone();
+        self.handle
+            .spawn(async move { resolver.network_changed(resolvers).await });
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.resolver.stats()
+    }
+
+    /// The resolver, for callers already on the engine's runtime.
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    /// Stops the packet loop (closing the TUN descriptor), closes all
+    /// connections and ends the engine thread. Idempotent.
+    pub fn stop(&self) {
+        let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        if let Some(tun_stop) = self.tun_stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tun_stop.send(true);
+        }
+        let tun_task = self.tun_task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let resolver = self.resolver.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        self.handle.spawn(async move {
+            if let Some(task) = tun_task {
+                // The loop checks its stop signal between batches.
+                if tokio::time::timeout(std::time::Duration::from_secs(2), task).await.is_err() {
+                    log::warn!("packet loop did not stop in time");
+                }
+            }
+            resolver.shutdown().await;
+            let _ = done_tx.send(());
+        });
+        let _ = done_rx.recv_timeout(std::time::Duration::from_secs(5));
+        let _ = stop.send(());
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+        self.host.on_event(Event::Stopped);
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
