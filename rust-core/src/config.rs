@@ -664,11 +664,15 @@ mod tests {
             assert_eq!(err.field(), field, "{err}");
             assert!(err.to_string().starts_with(field));
         }
-        let mut cfg = Config::default();
-        cfg.extra_ca_pem = Some("garbage".into());
+        let cfg = Config {
+            extra_ca_pem: Some("garbage".into()),
+            ..Config::default()
+        };
         assert_eq!(cfg.validate().unwrap_err().field(), "extra_ca");
-        let mut cfg = Config::default();
-        cfg.max_in_flight = 0;
+        let cfg = Config {
+            max_in_flight: 0,
+            ..Config::default()
+        };
         assert_eq!(cfg.validate().unwrap_err().field(), "max_in_flight");
     }
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The one command that runs every test of the repository, locally and in CI.
+#
+# Order: setup (tools), formatting, lints, the Rust workspace tests, then the
+# other suites (Kotlin, simulator, Android compile) when their scripts exist.
+# Cheap checks come first so a formatting slip fails in seconds, not after
+# the full suite. Any failure fails the run; the summary says what ran.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# setup.sh installed every external tool, so a missing one must fail the
+# fixture tests instead of letting them skip (see dotcore_tests::require_tool).
+export DOTCORE_TESTS_REQUIRE_TOOLS=1
+
+RAN=()
+SKIPPED=()
+CURRENT=""
+
+summary() {
+    local rc=$?
+    echo
+    if [ "$rc" -eq 0 ]; then
+        echo "SUMMARY: OK; ran: ${RAN[*]:-nothing}; skipped: ${SKIPPED[*]:-none}"
+    else
+        echo "SUMMARY: FAILED in '${CURRENT}' (exit $rc); passed before it: ${RAN[*]:-nothing}; skipped: ${SKIPPED[*]:-none}"
+    fi
+}
+trap summary EXIT
+
+run() {
+    local name="$1"
+    shift
+    CURRENT="$name"
+    echo
+    echo "==> test: $name: $*"
+    "$@"
+    RAN+=("$name")
+}
+
+run setup bash scripts/setup.sh
+run fmt cargo fmt --all -- --check
+run clippy cargo clippy --workspace --all-targets --all-features -- -D warnings
+# The CLI tests run the `dotcore` binary itself, which no test target builds.
+run build-cli cargo build -p dotcore --features cli
+
+if cargo nextest --version >/dev/null 2>&1; then
+    run nextest cargo nextest run --workspace --all-features --no-fail-fast
+    # nextest does not run doctests.
+    run doctests cargo test --workspace --all-features --doc
+else
+    echo "==> test: cargo-nextest unavailable, falling back to cargo test"
+    run cargo-test cargo test --workspace --all-features --no-fail-fast
+fi
+
+for suite in test-kotlin test-simulator test-android-compile; do
+    script="scripts/$suite.sh"
+    if [ -x "$script" ]; then
+        run "$suite" "$script"
+    elif [ -f "$script" ]; then
+        # Present but lost its +x bit (easy to do on commit): still run it
+        # rather than silently skipping a whole suite.
+        echo "==> test: note: $script is not executable; running it with bash"
+        run "$suite" bash "$script"
+    else
+        SKIPPED+=("$suite")
+    fi
+done
+CURRENT=""

@@ -1,0 +1,20 @@
+//! Fixtures for dotcore's cross-component tests.
+//!
+//! The unit tests inside each crate cannot exercise dotcore against software
+//! it did not write; this crate can. Its library holds what several test
+//! files share, so every test builds its scenario the same way:
+//!
+//! * [`certs`]: a throw-away PKI (CA, `dot.test` leaf, wrong-name and expired
+//!   leaves, RFC 7469 pins), generated per test so no keys live in the repo.
+//! * [`unbound`]: a private unbound DoT server on free loopback ports with a
+//!   fixed test zone, plus helpers to drive independent clients (kdig, dig).
+//!
+//! The tests themselves live in `tests/tests/*.rs`. Everything here stays on
+//! loopback and bounds every wait, so tests behave the same offline and in CI.
+
+pub mod certs;
+pub mod unbound;
+
+pub use certs::{spki_pin, Leaf, PkiFiles, TestCa, TestPki, DOT_NAME};
+pub use unbound::{dig, find_tool, kdig, require_tool, run_tool, UnboundOptions, UnboundServer};
+pub mod fault_server;
