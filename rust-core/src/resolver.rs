@@ -384,15 +384,20 @@ impl Inner {
     async fn dot(&self, query: &Query) -> Result<crate::transport::Answer, DotFailure> {
         let mut result = Err(DotFailure::Exchange(ExchangeError::Closed));
         for attempt in 0..2 {
+            // After shutdown no connection may be opened, not even for the
+            // retry of a query whose connection shutdown just closed.
+            if self.shut_down.load(Ordering::Acquire) {
+                break;
+            }
+            if attempt == 1 {
+                Stats::add(&self.stats.retries, 1);
+            }
             let connection = self.any_connection().await.map_err(DotFailure::Open)?;
             let message = query.to_upstream(0, self.config.padding_block, true);
             Stats::add(&self.stats.upstream_queries, 1);
             match connection.exchange(message, query.key.clone()).await {
                 Ok(answer) => return Ok(answer),
                 Err(ExchangeError::Closed) => {
-                    if attempt == 0 {
-                        Stats::add(&self.stats.retries, 1);
-                    }
                     result = Err(DotFailure::Exchange(ExchangeError::Closed));
                 }
                 Err(e) => return Err(DotFailure::Exchange(e)),

@@ -240,6 +240,9 @@ fn initial_id(connection: u64) -> u16 {
 struct Pending {
     key: QuestionKey,
     reply: oneshot::Sender<Result<Answer, ExchangeError>>,
+    /// Its entry in `deadlines`: an ID answered and reused while other
+    /// queries kept `deadlines` from being cleared leaves a stale entry there.
+    deadline: Instant,
 }
 
 struct ConnectionTask {
@@ -393,13 +396,14 @@ impl ConnectionTask {
         out.extend_from_slice(&message);
         let now = Instant::now();
         self.last_activity = now;
-        self.deadlines
-            .push_back((now + self.settings.query_timeout, id));
+        let deadline = now + self.settings.query_timeout;
+        self.deadlines.push_back((deadline, id));
         self.pending.insert(
             id,
             Pending {
                 key: request.key,
                 reply: request.reply,
+                deadline,
             },
         );
     }
@@ -466,8 +470,16 @@ impl ConnectionTask {
                 break;
             }
             self.deadlines.pop_front();
-            if let Some(p) = self.pending.remove(&id) {
-                let _ = p.reply.send(Err(ExchangeError::Timeout));
+            // Only the query this entry was pushed for, not a later one that
+            // reused its ID after it was answered.
+            if self
+                .pending
+                .get(&id)
+                .is_some_and(|p| p.deadline == deadline)
+            {
+                if let Some(p) = self.pending.remove(&id) {
+                    let _ = p.reply.send(Err(ExchangeError::Timeout));
+                }
             }
         }
     }
