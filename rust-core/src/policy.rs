@@ -38,8 +38,8 @@ impl Default for IdlePolicy {
     /// See `docs/connection-policy.md` for how these were chosen.
     fn default() -> Self {
         IdlePolicy {
-            interactive: Duration::from_secs(10),
-            idle: Duration::from_secs(3),
+            interactive: Duration::from_secs(120),
+            idle: Duration::from_secs(5),
             deep_idle: Duration::ZERO,
         }
     }
@@ -86,7 +86,7 @@ mod tests {
         let p = IdlePolicy::default();
         assert_eq!(
             p.idle_timeout(PowerState::Interactive, None),
-            Duration::from_secs(10)
+            Duration::from_secs(120)
         );
         assert_eq!(
             p.idle_timeout(PowerState::Interactive, Some(Duration::from_secs(2))),
