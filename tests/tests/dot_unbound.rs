@@ -544,7 +544,11 @@ async fn failover_to_a_working_address_and_prefer_it_afterwards() {
     let resolver = Resolver::new(&config, host.clone()).unwrap();
     let (a, _) = ask(&resolver, "f1.bench.", "A").await;
     assert_eq!(data(&a), vec![zone::BENCH_V4]);
-    assert_eq!(host.protected.load(Ordering::SeqCst), 2, "tried both addresses");
+    assert_eq!(
+        host.protected.load(Ordering::SeqCst),
+        2,
+        "tried both addresses"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (a, _) = ask(&resolver, "f2.bench.", "A").await;
     assert_eq!(data(&a), vec![zone::BENCH_V4]);

@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dotcore::host::{BoxStream, DialFuture, Dialer};
-use dotcore::{AnswerSource, Config, CustomServer, Event, Host, IdlePolicy, PowerState, Resolver, Upstream};
+use dotcore::{
+    AnswerSource, Config, CustomServer, Event, Host, IdlePolicy, PowerState, Resolver, Upstream,
+};
 use dotcore_tests::fault_server::{serve_stream_with, Behaviour, ServeOptions, Stats, TlsIdentity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -76,7 +78,9 @@ impl Host for ReplayHost {
             Event::ServerValidated { resumed, .. } => {
                 let conn = tl.current_conn.load(Ordering::SeqCst);
                 let kind = if resumed { "resumed" } else { "full" };
-                tl.push(format!("\"ev\":\"handshake\",\"conn\":{conn},\"kind\":\"{kind}\""));
+                tl.push(format!(
+                    "\"ev\":\"handshake\",\"conn\":{conn},\"kind\":\"{kind}\""
+                ));
             }
             Event::Query {
                 name,
@@ -138,8 +142,22 @@ impl Dialer for ReplayDialer {
             let (client_read, client_write) = tokio::io::split(client_end);
             let (server_read, server_write) = tokio::io::split(server_end);
             let half = self.rtt / 2;
-            tokio::spawn(forward(client_read, server_write, half, tl.clone(), conn, Direction::Up));
-            tokio::spawn(forward(server_read, client_write, half, tl, conn, Direction::Down));
+            tokio::spawn(forward(
+                client_read,
+                server_write,
+                half,
+                tl.clone(),
+                conn,
+                Direction::Up,
+            ));
+            tokio::spawn(forward(
+                server_read,
+                client_write,
+                half,
+                tl,
+                conn,
+                Direction::Down,
+            ));
             Ok(Box::new(engine_side) as BoxStream)
         })
     }
@@ -154,8 +172,14 @@ enum Direction {
 }
 
 /// Copies bytes one way, each chunk arriving `delay` after it was sent.
-async fn forward<R, W>(mut from: R, mut to: W, delay: Duration, tl: Arc<Timeline>, conn: u64, dir: Direction)
-where
+async fn forward<R, W>(
+    mut from: R,
+    mut to: W,
+    delay: Duration,
+    tl: Arc<Timeline>,
+    conn: u64,
+    dir: Direction,
+) where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -190,7 +214,9 @@ where
                 // last chunk, this is its FIN. Nothing was pending (the
                 // engine only closes idle connections here), so a timer woke it.
                 tl.packets("tx", 0, "close", conn);
-                tl.push(format!("\"ev\":\"conn_close\",\"conn\":{conn},\"reason\":\"idle\""));
+                tl.push(format!(
+                    "\"ev\":\"conn_close\",\"conn\":{conn},\"reason\":\"idle\""
+                ));
                 tl.push("\"ev\":\"wakeup\",\"pending\":0,\"reason\":\"idle_timer\"".into());
                 tl.open_conns.lock().unwrap().retain(|c| *c != conn);
             }
@@ -348,8 +374,8 @@ fn main() -> ExitCode {
 }
 
 async fn replay(options: Options) -> Result<(), String> {
-    let text = std::fs::read_to_string(&options.trace)
-        .map_err(|e| format!("{}: {e}", options.trace))?;
+    let text =
+        std::fs::read_to_string(&options.trace).map_err(|e| format!("{}: {e}", options.trace))?;
     let stem = std::path::Path::new(&options.trace)
         .file_stem()
         .map_or("trace".into(), |s| s.to_string_lossy().to_string());
@@ -436,7 +462,9 @@ async fn replay(options: Options) -> Result<(), String> {
     // Let idle closes that fall due at the end happen before we look.
     tokio::task::yield_now().await;
     for conn in timeline.open_conns.lock().unwrap().clone() {
-        timeline.push(format!("\"ev\":\"conn_close\",\"conn\":{conn},\"reason\":\"end\""));
+        timeline.push(format!(
+            "\"ev\":\"conn_close\",\"conn\":{conn},\"reason\":\"end\""
+        ));
     }
     timeline.push("\"ev\":\"end\"".into());
 
