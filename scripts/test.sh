@@ -54,7 +54,7 @@ else
     run cargo-test cargo test --workspace --all-features --no-fail-fast
 fi
 
-for suite in test-kotlin test-simulator test-android-compile; do
+for suite in test-battery test-kotlin test-simulator test-android-compile; do
     script="scripts/$suite.sh"
     if [ -x "$script" ]; then
         run "$suite" "$script"
