@@ -21,6 +21,7 @@ use crate::host::{Event, Host};
 use crate::policy::PowerState;
 use crate::resolver::Resolver;
 use crate::stats::StatsSnapshot;
+use crate::tun::{PacketCounters, PacketPathStats};
 
 /// Why the engine could not do what was asked.
 #[derive(Debug)]
@@ -68,6 +69,8 @@ pub struct Engine {
     /// Tells the packet loop to finish.
     tun_stop: Mutex<Option<watch::Sender<bool>>>,
     tun_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Counters of the packet loop (zero until a TUN device is attached).
+    packet_counters: Arc<PacketCounters>,
 }
 
 impl Engine {
@@ -104,11 +107,16 @@ impl Engine {
             thread: Mutex::new(Some(thread)),
             tun_stop: Mutex::new(None),
             tun_task: Mutex::new(None),
+            packet_counters: Arc::new(PacketCounters::default()),
         })
     }
 
     /// Starts an engine and attaches it to a TUN device at once.
-    pub fn start(config: &Config, tun: OwnedFd, host: Arc<dyn Host>) -> Result<Engine, EngineError> {
+    pub fn start(
+        config: &Config,
+        tun: OwnedFd,
+        host: Arc<dyn Host>,
+    ) -> Result<Engine, EngineError> {
         let engine = Engine::new(config, host)?;
         engine.attach_tun(tun)?;
         Ok(engine)
@@ -131,7 +139,7 @@ impl Engine {
         let task = self.handle.spawn(crate::tun::run_packet_loop(
             device,
             self.resolver.clone(),
-            self.host.clone(),
+            self.packet_counters.clone(),
             rx,
         ));
         *stop_slot = Some(tx);
@@ -149,10 +157,15 @@ impl Engine {
 
     /// Answers one wire-format query. The future can be awaited from any
     /// executor; after [`Engine::stop`] it yields SERVFAIL.
-    pub fn resolve(&self, query: Vec<u8>) -> impl std::future::Future<Output = Vec<u8>> + Send + 'static {
+    pub fn resolve(
+        &self,
+        query: Vec<u8>,
+    ) -> impl std::future::Future<Output = Vec<u8>> + Send + 'static {
         let resolver = self.resolver.clone();
         let fallback = crate::wire::error_response(&query, crate::wire::RCODE_SERVFAIL);
-        let task = self.handle.spawn(async move { resolver.resolve(&query).await });
+        let task = self
+            .handle
+            .spawn(async move { resolver.resolve(&query).await });
         async move { task.await.unwrap_or(fallback) }
     }
 
@@ -173,6 +186,13 @@ impl Engine {
         self.resolver.stats()
     }
 
+    /// The packet path's counters: packets in and out, drops by reason,
+    /// ICMP sent, TCP connections. All zero until a TUN device is attached;
+    /// still readable after [`Engine::stop`].
+    pub fn packet_stats(&self) -> PacketPathStats {
+        self.packet_counters.snapshot()
+    }
+
     /// The resolver, for callers already on the engine's runtime.
     pub fn resolver(&self) -> &Resolver {
         &self.resolver
@@ -184,16 +204,28 @@ impl Engine {
         let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
-        if let Some(tun_stop) = self.tun_stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(tun_stop) = self
+            .tun_stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             let _ = tun_stop.send(true);
         }
-        let tun_task = self.tun_task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let tun_task = self
+            .tun_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let resolver = self.resolver.clone();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         self.handle.spawn(async move {
             if let Some(task) = tun_task {
                 // The loop checks its stop signal between batches.
-                if tokio::time::timeout(std::time::Duration::from_secs(2), task).await.is_err() {
+                if tokio::time::timeout(std::time::Duration::from_secs(2), task)
+                    .await
+                    .is_err()
+                {
                     log::warn!("packet loop did not stop in time");
                 }
             }

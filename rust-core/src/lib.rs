@@ -15,7 +15,7 @@
 //! ```
 
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod cache;
 mod cleartext;
@@ -31,12 +31,12 @@ mod spki;
 pub mod stats;
 pub mod tls;
 mod transport;
-mod tun;
+pub mod tun;
 mod upstream;
 pub mod wire;
 
-pub use engine::{Engine, EngineError};
 pub use config::{CacheConfig, Config, ConfigError, CustomServer, Mode, Timeouts, Upstream};
+pub use engine::{Engine, EngineError};
 pub use host::{AnswerSource, Dialer, Event, Host, NoHost};
 pub use policy::{IdlePolicy, PowerState};
 pub use resolver::Resolver;

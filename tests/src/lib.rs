@@ -8,6 +8,9 @@
 //!   leaves, RFC 7469 pins), generated per test so no keys live in the repo.
 //! * [`unbound`]: a private unbound DoT server on free loopback ports with a
 //!   fixed test zone, plus helpers to drive independent clients (kdig, dig).
+//! * [`simulator`]: the Linux device simulator: phone and network
+//!   namespaces, a TUN device served by `dotcore tun`, Unbound upstream
+//!   (root only; see docs/simulator.md).
 //!
 //! The tests themselves live in `tests/tests/*.rs`. Everything here stays on
 //! loopback and bounds every wait, so tests behave the same offline and in CI.
@@ -18,3 +21,4 @@ pub mod unbound;
 pub use certs::{spki_pin, Leaf, PkiFiles, TestCa, TestPki, DOT_NAME};
 pub use unbound::{dig, find_tool, kdig, require_tool, run_tool, UnboundOptions, UnboundServer};
 pub mod fault_server;
+pub mod simulator;

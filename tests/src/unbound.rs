@@ -173,6 +173,18 @@ pub struct UnboundOptions {
     /// Raw lines appended at the end of the `server:` clause; they may also
     /// open further clauses (e.g. `remote-control:`).
     pub extra_config: Vec<String>,
+    /// Run unbound inside this network namespace (`ip netns exec`), for the
+    /// device simulator. Readiness is then probed from inside it with dig.
+    pub netns: Option<String>,
+    /// Addresses to listen on instead of loopback (with [`Self::netns`]:
+    /// the namespace's own addresses). Access is then allowed from anywhere,
+    /// which only the namespace's peers can reach. The first IPv4 address
+    /// (else the first) is what [`UnboundServer::dot_addr`] and
+    /// [`UnboundServer::plain_addr`] report.
+    pub listen: Vec<IpAddr>,
+    /// Fixed (plain, TLS) ports, e.g. (53, 853) inside a namespace, instead
+    /// of free loopback ports.
+    pub ports: Option<(u16, u16)>,
 }
 
 impl Default for UnboundOptions {
@@ -189,6 +201,9 @@ impl Default for UnboundOptions {
             ipv6: false,
             zone: default_zone(),
             extra_config: Vec::new(),
+            netns: None,
+            listen: Vec::new(),
+            ports: None,
         }
     }
 }
@@ -219,6 +234,8 @@ pub struct UnboundServer {
     tls_port: u16,
     tls: bool,
     ipv6: bool,
+    netns: Option<String>,
+    listen: Vec<IpAddr>,
     identity: String,
     child: Option<Child>,
 }
@@ -261,12 +278,17 @@ impl UnboundServer {
             tls_port: 0,
             tls: options.tls,
             ipv6: options.ipv6,
+            netns: options.netns.clone(),
+            listen: options.listen.clone(),
             identity,
             child: None,
         };
         let mut last_err = String::new();
         for _ in 0..START_ATTEMPTS {
-            let (plain, tls) = free_port_pair(options.ipv6)?;
+            let (plain, tls) = match options.ports {
+                Some(ports) => ports,
+                None => free_port_pair(options.ipv6)?,
+            };
             server.plain_port = plain;
             server.tls_port = tls;
             let conf = server.render_config(&options);
@@ -290,14 +312,19 @@ impl UnboundServer {
             c.push_str(&s);
             c.push('\n');
         };
-        line(format!("interface: 127.0.0.1@{}", self.plain_port));
-        if o.ipv6 {
-            line(format!("interface: ::1@{}", self.plain_port));
+        let mut listen: Vec<String> = o.listen.iter().map(IpAddr::to_string).collect();
+        if listen.is_empty() {
+            listen.push("127.0.0.1".into());
+            if o.ipv6 {
+                listen.push("::1".into());
+            }
+        }
+        for a in &listen {
+            line(format!("interface: {a}@{}", self.plain_port));
         }
         if o.tls {
-            line(format!("interface: 127.0.0.1@{}", self.tls_port));
-            if o.ipv6 {
-                line(format!("interface: ::1@{}", self.tls_port));
+            for a in &listen {
+                line(format!("interface: {a}@{}", self.tls_port));
             }
             line(format!("tls-port: {}", self.tls_port));
             line(format!("tls-service-key: {}", q(&self.files.leaf_key)));
@@ -325,6 +352,10 @@ impl UnboundServer {
         line(format!("identity: \"{}\"", self.identity));
         line("access-control: 127.0.0.0/8 allow".into());
         line("access-control: ::1/128 allow".into());
+        if !o.listen.is_empty() {
+            line("access-control: 0.0.0.0/0 allow".into());
+            line("access-control: ::/0 allow".into());
+        }
         line("num-threads: 1".into());
         line("incoming-num-tcp: 1000".into());
         // We never recurse; keeping the outgoing pool small keeps the fd
@@ -355,7 +386,16 @@ impl UnboundServer {
         let _ = fs::remove_file(&self.stderr_path);
         let stderr = fs::File::create(&self.stderr_path)
             .map_err(|e| LaunchError::Fatal(format!("create stderr file: {e}")))?;
-        let mut cmd = Command::new(unbound);
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let ip = find_tool("ip")
+                    .ok_or_else(|| LaunchError::Fatal("ip (iproute2) is not installed".into()))?;
+                let mut c = Command::new(ip);
+                c.args(["netns", "exec", ns]).arg(unbound);
+                c
+            }
+            None => Command::new(unbound),
+        };
         cmd.arg("-d")
             .arg("-c")
             .arg(&self.conf_path)
@@ -397,7 +437,13 @@ impl UnboundServer {
                     return Err(format!("unbound exited with {status}"));
                 }
             }
-            if probe_identity(self.plain_addr(), &self.identity)
+            if let Some(ns) = &self.netns {
+                // unbound binds every listener before serving any, so our
+                // identity answering means the TLS port is ours too.
+                if probe_identity_in_netns(ns, self.plain_addr(), &self.identity) {
+                    return Ok(());
+                }
+            } else if probe_identity(self.plain_addr(), &self.identity)
                 && (!self.tls || port_is_listening(self.dot_addr()))
             {
                 return Ok(());
@@ -422,26 +468,50 @@ impl UnboundServer {
     /// The DoT endpoint (127.0.0.1:TLSPORT) to point clients at. When
     /// [`UnboundOptions::tls`] is off nothing listens there.
     pub fn dot_addr(&self) -> SocketAddr {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.tls_port)
+        SocketAddr::new(self.main_ip(), self.tls_port)
     }
 
     /// The DoT endpoint on `[::1]`, present only with [`UnboundOptions::ipv6`].
     pub fn dot_addr_v6(&self) -> Option<SocketAddr> {
-        self.ipv6
-            .then(|| SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), self.tls_port))
+        self.v6_ip().map(|ip| SocketAddr::new(ip, self.tls_port))
+    }
+
+    /// `::1` with [`UnboundOptions::ipv6`], or the first IPv6 address of
+    /// [`UnboundOptions::listen`].
+    fn v6_ip(&self) -> Option<IpAddr> {
+        if self.listen.is_empty() {
+            self.ipv6.then_some(IpAddr::V6(Ipv6Addr::LOCALHOST))
+        } else {
+            self.listen.iter().find(|a| a.is_ipv6()).copied()
+        }
     }
 
     /// The plain DNS endpoint (UDP and TCP), for comparing DoT answers with
     /// unencrypted ones and for truncation tests.
     pub fn plain_addr(&self) -> SocketAddr {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.plain_port)
+        SocketAddr::new(self.main_ip(), self.plain_port)
+    }
+
+    /// The address clients are pointed at: loopback, or the first IPv4 (else
+    /// first) of [`UnboundOptions::listen`].
+    fn main_ip(&self) -> IpAddr {
+        self.listen
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(self.listen.first())
+            .copied()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// The network namespace unbound runs in, if any.
+    pub fn netns(&self) -> Option<&str> {
+        self.netns.as_deref()
     }
 
     /// The plain DNS endpoint on `[::1]`, present only with
     /// [`UnboundOptions::ipv6`].
     pub fn plain_addr_v6(&self) -> Option<SocketAddr> {
-        self.ipv6
-            .then(|| SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), self.plain_port))
+        self.v6_ip().map(|ip| SocketAddr::new(ip, self.plain_port))
     }
 
     /// Path of the CA certificate PEM that clients must trust.
@@ -727,6 +797,25 @@ fn probe_identity(addr: SocketAddr, identity: &str) -> bool {
     }
 }
 
+/// [`probe_identity`] from inside network namespace `ns`, with dig (the
+/// test process itself stays in its own namespace).
+fn probe_identity_in_netns(ns: &str, addr: SocketAddr, identity: &str) -> bool {
+    let (Some(ip), Some(dig)) = (find_tool("ip"), find_tool("dig")) else {
+        return false;
+    };
+    let out = Command::new(ip)
+        .args(["netns", "exec", ns])
+        .arg(dig)
+        .args(["+short", "+time=1", "+tries=1", "-p"])
+        .arg(addr.port().to_string())
+        .arg(format!("@{}", addr.ip()))
+        .args(["id.server", "CH", "TXT"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains(identity))
+}
+
 // ---------------------------------------------------------------------------
 // Spawning children that cannot outlive the test process
 // ---------------------------------------------------------------------------
@@ -737,7 +826,7 @@ type SpawnReply = mpsc::Sender<io::Result<Child>>;
 /// test process even if Drop never runs (abort, SIGKILL by a test runner).
 /// The death signal fires when the *thread* that forked exits, so all
 /// spawns go through one thread that lives as long as the process.
-fn spawn_tied(cmd: Command) -> io::Result<Child> {
+pub(crate) fn spawn_tied(cmd: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<(Command, SpawnReply)>>> = OnceLock::new();
     let tx = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<(Command, SpawnReply)>();

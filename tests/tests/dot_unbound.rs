@@ -323,7 +323,7 @@ async fn opportunistic_with_853_closed_answers_in_cleartext_then_returns_to_tls(
     let stats = resolver.stats();
     assert_eq!(stats.cleartext_queries, 2, "no more clear text");
     assert!(stats.upstream_queries >= 1);
-    assert!(host.events().iter().any(|e| *e == Event::TlsRestored));
+    assert!(host.events().contains(&Event::TlsRestored));
     assert!(host.events().iter().any(|e| matches!(
         e,
         Event::ServerValidated {

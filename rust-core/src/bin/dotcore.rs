@@ -58,6 +58,20 @@ enum Command {
     },
     /// List the built-in providers.
     Providers,
+    /// Answer DNS on a Linux TUN device, like the Android app does on its
+    /// VpnService descriptor (Linux only; needs CAP_NET_ADMIN). Addresses and
+    /// routes are left to `ip`: route the virtual DNS addresses (printed on
+    /// start) into the device. SIGINT/SIGTERM stop (printing the counters
+    /// with --stats), SIGHUP tells the engine the network changed (connections
+    /// and cache dropped, DoT re-probed, --fallback resolvers kept), SIGUSR1
+    /// prints the counters as one JSON line on stdout.
+    Tun {
+        /// TUN interface to open or create (IFF_TUN, no packet information).
+        #[arg(long, default_value = "dotcore0")]
+        dev: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Args)]
@@ -212,6 +226,7 @@ fn main() -> ExitCode {
                 max_concurrent,
                 server,
             } => proxy(&listen, max_concurrent, &server).await,
+            Command::Tun { dev, server } => tun(&dev, &server).await,
             Command::Providers => {
                 for p in providers::PROVIDERS {
                     let addrs: Vec<String> = p.addresses.iter().map(|a| a.to_string()).collect();
@@ -389,4 +404,79 @@ async fn serve_tcp_client(stream: TcpStream, resolver: Resolver, limit: Arc<Sema
     }
     drop(tx);
     let _ = writer_task.await;
+}
+
+/// Host of `dotcore tun`: events to stderr (per-query ones with
+/// --query-log). On Linux nothing needs protecting: only the virtual DNS
+/// addresses are routed into the device, so upstream sockets never loop.
+struct TunHost {
+    query_log: bool,
+}
+
+impl dotcore::Host for TunHost {
+    fn on_event(&self, event: dotcore::Event) {
+        if self.query_log || !matches!(event, dotcore::Event::Query { .. }) {
+            eprintln!("dotcore: event: {event:?}");
+        }
+    }
+}
+
+/// Resolver and packet-path counters as one JSON line.
+fn engine_stats_json(engine: &dotcore::Engine) -> String {
+    format!(
+        "{{\"resolver\":{},\"packets\":{}}}",
+        engine.stats().to_json(),
+        engine.packet_stats().to_json()
+    )
+}
+
+#[cfg(target_os = "linux")]
+async fn tun(dev: &str, args: &ServerArgs) -> Result<ExitCode, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let config = args.config()?;
+    let mut signals = Vec::new();
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+        SignalKind::user_defined1(),
+    ] {
+        signals.push(signal(kind).map_err(|e| format!("cannot handle signals: {e}"))?);
+    }
+    let [int, term, hup, usr1] = signals.as_mut_slice() else {
+        return Err("cannot handle signals".into());
+    };
+    let (fd, name) = dotcore::tun::open_tun(dev)
+        .map_err(|e| format!("--dev: cannot open TUN device {dev:?}: {e}"))?;
+    let host = Arc::new(TunHost {
+        query_log: args.query_log,
+    });
+    let engine = dotcore::Engine::start(&config, fd, host).map_err(|e| e.to_string())?;
+    eprintln!(
+        "dotcore: answering DNS on {name} at {} and {}",
+        dotcore::tun::VIRTUAL_DNS_V4,
+        dotcore::tun::VIRTUAL_DNS_V6
+    );
+    loop {
+        tokio::select! {
+            _ = int.recv() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                eprintln!("dotcore: network changed");
+                engine.network_changed(config.network_resolvers.clone());
+            }
+            _ = usr1.recv() => println!("{}", engine_stats_json(&engine)),
+        }
+    }
+    engine.stop();
+    if args.stats {
+        println!("{}", engine_stats_json(&engine));
+    }
+    eprintln!("dotcore: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn tun(_dev: &str, _args: &ServerArgs) -> Result<ExitCode, String> {
+    Err("tun: only available on Linux".into())
 }

@@ -1,0 +1,754 @@
+//! The packet loop driven for real, without root: a datagram socket pair
+//! stands in for the TUN device (it keeps packet boundaries, as a TUN
+//! descriptor does), the engine owns one end and the test writes raw IP
+//! packets into the other. Answers come from a small clear-text DNS server
+//! on loopback through the opportunistic fallback (the DoT server given is
+//! a closed port), so every answer crosses real sockets.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::config::{Config, CustomServer, Mode, Upstream};
+use crate::engine::Engine;
+use crate::host::NoHost;
+use crate::message::{build_query, decode_answer};
+use crate::packet::{build_udp_reply, parse, Packet, ParsedUdp};
+use crate::wire::Layout;
+
+const CLIENT_PORT: u16 = 40_000;
+const A_V4: [u8; 4] = [192, 0, 2, 1];
+/// Number and size of the TXT strings of `big.test`: about 2.1 KB.
+const BIG_RECORDS: usize = 16;
+const BIG_STRING: usize = 120;
+
+fn client_v4() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(TUN_ADDRESS_V4), CLIENT_PORT)
+}
+
+fn client_v6() -> SocketAddr {
+    SocketAddr::new(IpAddr::V6(TUN_ADDRESS_V6), CLIENT_PORT)
+}
+
+fn dns_v4() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(VIRTUAL_DNS_V4), 53)
+}
+
+fn dns_v6() -> SocketAddr {
+    SocketAddr::new(IpAddr::V6(VIRTUAL_DNS_V6), 53)
+}
+
+/// An IP + UDP packet from `src` to `dst`, checksums set: the packet
+/// layer's reply builder, asked to answer a datagram going the other way.
+fn udp_packet(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let reverse = ParsedUdp {
+        src: dst,
+        dst: src,
+        payload: 0..0,
+    };
+    let mut out = Vec::new();
+    build_udp_reply(&reverse, payload, &mut out).unwrap();
+    out
+}
+
+/// `name` `rtype` query with ID `id`, with an OPT record advertising
+/// `edns` bytes when given.
+fn query(name: &str, rtype: &str, id: u16, edns: Option<u16>) -> Vec<u8> {
+    let mut q = build_query(name, rtype).unwrap();
+    q[..2].copy_from_slice(&id.to_be_bytes());
+    if let Some(size) = edns {
+        q[11] = 1;
+        q.extend_from_slice(&[0, 0, 41]);
+        q.extend_from_slice(&size.to_be_bytes());
+        q.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    }
+    q
+}
+
+/// A clear-text DNS server on loopback: A 192.0.2.1 for any name, 16 TXT
+/// records (~2.1 KB) for `big.test`; or, when `swallow`, no answer at all.
+struct Upstream53 {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Upstream53 {
+    fn start(swallow: bool) -> Upstream53 {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65_535];
+            // Bounded by the test: the flag is set on drop.
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if swallow {
+                    continue;
+                }
+                if let Some(answer) = answer(&buf[..n]) {
+                    let _ = socket.send_to(&answer, peer);
+                }
+            }
+        });
+        Upstream53 {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Upstream53 {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn answer(q: &[u8]) -> Option<Vec<u8>> {
+    let layout = Layout::parse(q).ok()?;
+    let question = q.get(layout.question.clone())?;
+    let mut out = q.get(..12)?.to_vec();
+    out[2] |= 0x80; // QR
+    out[3] = 0x80; // RA, NOERROR
+    out[6..12].fill(0);
+    out.extend_from_slice(question);
+    let qname_end = question.iter().position(|&b| b == 0)?;
+    let is_big = question[..qname_end].eq_ignore_ascii_case(b"\x03big\x04test");
+    let mut records = 0u16;
+    if is_big {
+        for i in 0..BIG_RECORDS {
+            let text = format!("{i:02}{}", "x".repeat(BIG_STRING - 2));
+            out.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 1, 44]);
+            out.extend_from_slice(&((text.len() + 1) as u16).to_be_bytes());
+            out.push(text.len() as u8);
+            out.extend_from_slice(text.as_bytes());
+            records += 1;
+        }
+    } else {
+        out.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4]);
+        out.extend_from_slice(&A_V4);
+        records = 1;
+    }
+    out[6..8].copy_from_slice(&records.to_be_bytes());
+    Some(out)
+}
+
+/// An engine whose "TUN" is one end of a socket pair, and the other end.
+struct Rig {
+    engine: Engine,
+    phone: UnixDatagram,
+    _upstream: Upstream53,
+}
+
+impl Rig {
+    fn start(swallow: bool, query_timeout: Duration) -> Rig {
+        let upstream = Upstream53::start(swallow);
+        let mut config = Config {
+            upstream: Upstream::Custom(vec![CustomServer {
+                name: Some("dot.test".into()),
+                // Port 1: nothing listens, so DoT fails at once and the
+                // opportunistic profile answers in clear text.
+                addresses: vec!["127.0.0.1:1".into()],
+                port: 0,
+                pins: Vec::new(),
+            }]),
+            mode: Mode::Opportunistic,
+            network_resolvers: vec![upstream.addr],
+            ..Config::default()
+        };
+        config.timeouts.query = query_timeout;
+        config.timeouts.connect = query_timeout;
+        let (phone, tun) = UnixDatagram::pair().unwrap();
+        phone
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let engine = Engine::start(&config, OwnedFd::from(tun), Arc::new(NoHost)).unwrap();
+        Rig {
+            engine,
+            phone,
+            _upstream: upstream,
+        }
+    }
+
+    fn send(&self, packet: &[u8]) {
+        self.phone.send(packet).unwrap();
+    }
+
+    fn recv(&self) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; 65_535];
+        let n = self.phone.recv(&mut buf).ok()?;
+        buf.truncate(n);
+        Some(buf)
+    }
+
+    fn recv_within(&self, wait: Duration) -> Option<Vec<u8>> {
+        self.phone.set_read_timeout(Some(wait)).unwrap();
+        let r = self.recv();
+        self.phone
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        r
+    }
+
+    /// Sends a UDP query and returns the reply packet, checked to be UDP
+    /// from `dst` to `src` with valid checksums, and its DNS payload.
+    fn udp_exchange(&self, src: SocketAddr, dst: SocketAddr, q: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        self.send(&udp_packet(src, dst, q));
+        let reply = self.recv().expect("no reply within 3 s");
+        match parse(&reply) {
+            Packet::Udp(udp) => {
+                assert_eq!(udp.src, dst, "reply must come from the address asked");
+                assert_eq!(udp.dst, src, "reply must go back to the asker");
+                let payload = udp.payload(&reply).to_vec();
+                (reply, payload)
+            }
+            other => panic!("reply is not a valid UDP packet: {other:?}"),
+        }
+    }
+
+    /// Waits (bounded) until the counters satisfy `f`.
+    fn wait_stats(&self, f: impl Fn(&PacketPathStats) -> bool) -> PacketPathStats {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = self.engine.packet_stats();
+            if f(&s) || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn tc(msg: &[u8]) -> bool {
+    msg.get(2).is_some_and(|b| b & 0x02 != 0)
+}
+
+#[test]
+fn udp_queries_over_ipv4_and_ipv6_are_answered_with_swapped_addresses() {
+    let rig = Rig::start(false, Duration::from_secs(5));
+    for (client, server, id) in [
+        (client_v4(), dns_v4(), 0x1111),
+        (client_v6(), dns_v6(), 0x2222),
+    ] {
+        let (reply, payload) = rig.udp_exchange(client, server, &query("a.test", "A", id, None));
+        assert_eq!(payload[..2], id.to_be_bytes(), "answer keeps the query ID");
+        let answer = decode_answer(&payload).unwrap();
+        assert_eq!(answer.rcode, "NOERROR");
+        assert_eq!(answer.records.len(), 1);
+        assert_eq!(answer.records[0].data, "192.0.2.1");
+        if client.is_ipv4() {
+            assert_eq!(reply[0] >> 4, 4);
+            assert_eq!(reply[8], 64, "TTL");
+        } else {
+            assert_eq!(reply[0] >> 4, 6);
+            assert_eq!(reply[7], 64, "hop limit");
+        }
+    }
+    // The second identical question is a cache hit, answered inline.
+    let (_, payload) = rig.udp_exchange(client_v4(), dns_v4(), &query("a.test", "A", 0x3333, None));
+    assert_eq!(payload[..2], [0x33, 0x33]);
+    assert!(rig.engine.stats().cache_hits >= 1);
+    let s = rig.wait_stats(|s| s.udp_answers == 3);
+    assert_eq!(s.udp_answers, 3);
+    assert_eq!(s.classified.dns_udp, 3);
+    assert_eq!(s.packets_in, 3);
+    assert_eq!(s.packets_out, 3);
+    assert!(s.running);
+}
+
+#[test]
+fn answers_larger_than_the_client_buffer_are_truncated_with_tc() {
+    let rig = Rig::start(false, Duration::from_secs(5));
+    // No EDNS: 512 bytes at most.
+    let (_, plain) = rig.udp_exchange(client_v4(), dns_v4(), &query("big.test", "TXT", 1, None));
+    assert!(plain.len() <= 512, "{} bytes", plain.len());
+    assert!(tc(&plain), "TC must be set");
+    assert_eq!(decode_answer(&plain).unwrap().records.len(), 0);
+    // EDNS 1232 (dig's default): still too small for ~2.1 KB.
+    let (_, edns) = rig.udp_exchange(
+        client_v6(),
+        dns_v6(),
+        &query("big.test", "TXT", 2, Some(1232)),
+    );
+    assert!(edns.len() <= 1232 && tc(&edns));
+    // EDNS 4096: the whole answer, no TC.
+    let (reply, whole) = rig.udp_exchange(
+        client_v4(),
+        dns_v4(),
+        &query("big.test", "TXT", 3, Some(4096)),
+    );
+    assert!(!tc(&whole));
+    assert!(
+        whole.len() > BIG_RECORDS * BIG_STRING,
+        "{} bytes",
+        whole.len()
+    );
+    assert_eq!(decode_answer(&whole).unwrap().records.len(), BIG_RECORDS);
+    assert_eq!(
+        usize::from(u16::from_be_bytes([reply[2], reply[3]])),
+        reply.len()
+    );
+    let s = rig.wait_stats(|s| s.udp_answers == 3);
+    assert_eq!(s.udp_truncated, 2);
+}
+
+#[test]
+fn udp_to_other_ports_gets_icmp_unreachable_and_other_traffic_is_dropped() {
+    let rig = Rig::start(false, Duration::from_secs(5));
+    let other_port = SocketAddr::new(IpAddr::V4(VIRTUAL_DNS_V4), 5353);
+    let original = udp_packet(client_v4(), other_port, b"hello");
+    rig.send(&original);
+    let icmp = rig.recv().expect("ICMP port unreachable");
+    match parse(&icmp) {
+        Packet::Icmp(m) => {
+            assert_eq!((m.icmp_type, m.code), (3, 3), "port unreachable");
+            assert_eq!(m.src, IpAddr::V4(VIRTUAL_DNS_V4));
+            assert_eq!(m.dst, IpAddr::V4(TUN_ADDRESS_V4));
+            // It quotes the offending datagram.
+            assert_eq!(&icmp[28..28 + original.len()], &original[..]);
+        }
+        other => panic!("not ICMP: {other:?}"),
+    }
+    let other_port6 = SocketAddr::new(IpAddr::V6(VIRTUAL_DNS_V6), 443);
+    rig.send(&udp_packet(client_v6(), other_port6, b"quic?"));
+    match parse(&rig.recv().expect("ICMPv6")) {
+        Packet::Icmp(m) => assert_eq!((m.icmp_type, m.code), (1, 4)),
+        other => panic!("not ICMPv6: {other:?}"),
+    }
+
+    // DNS to an address that is not ours: dropped, not answered.
+    let stranger = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 111, 222, 9)), 53);
+    rig.send(&udp_packet(
+        client_v4(),
+        stranger,
+        &query("a.test", "A", 7, None),
+    ));
+    // ICMP echo request to the virtual address: dropped.
+    let mut ping = vec![
+        0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 111, 222, 1, 10, 111, 222, 3, 8, 0, 0xf7,
+        0xff, 0, 0, 0, 0,
+    ];
+    let sum = ipv4_header_checksum(&ping[..20]);
+    ping[10..12].copy_from_slice(&sum.to_be_bytes());
+    rig.send(&ping);
+    assert!(
+        rig.recv_within(Duration::from_millis(300)).is_none(),
+        "nothing answers these"
+    );
+
+    let s = rig.wait_stats(|s| s.packets_in == 4);
+    assert_eq!(s.icmp_sent, 2);
+    assert_eq!(s.classified.icmp_answered, 2);
+    assert_eq!(s.not_virtual, 1);
+    assert_eq!(s.classified.icmp, 1);
+    assert_eq!(s.dropped(), 2);
+}
+
+fn ipv4_header_checksum(h: &[u8]) -> u16 {
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[test]
+fn malformed_packets_are_counted_and_never_kill_the_loop() {
+    let rig = Rig::start(false, Duration::from_secs(5));
+    let good = udp_packet(client_v4(), dns_v4(), &query("a.test", "A", 9, None));
+    let mut bad_udp_sum = good.clone();
+    let last = bad_udp_sum.len() - 1;
+    bad_udp_sum[last] ^= 0xff;
+    let mut bad_ip_sum = good.clone();
+    bad_ip_sum[10] ^= 0xff;
+    let mut fragment = good.clone();
+    fragment[6] = 0x20; // more fragments
+    let sum = {
+        fragment[10] = 0;
+        fragment[11] = 0;
+        ipv4_header_checksum(&fragment[..20])
+    };
+    fragment[10..12].copy_from_slice(&sum.to_be_bytes());
+    let cases: Vec<Vec<u8>> = vec![
+        vec![0x45],
+        vec![0x00; 40],
+        good[..good.len() - 3].to_vec(),
+        bad_udp_sum,
+        bad_ip_sum,
+        fragment,
+    ];
+    for c in &cases {
+        rig.send(c);
+    }
+    // Pseudo-random bytes, some starting like IPv4/IPv6 headers.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut sent = cases.len() as u64;
+    for i in 0..3000u32 {
+        let len = (i as usize * 7919) % 1600 + 1;
+        let mut p = Vec::with_capacity(len);
+        for _ in 0..len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            p.push(x as u8);
+        }
+        p[0] = match i % 3 {
+            0 => 0x45,
+            1 => 0x60,
+            _ => p[0],
+        };
+        // A full socket buffer only means the loop is busy: retry briefly.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while rig.phone.send(&p).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        sent += 1;
+    }
+    let s = rig.wait_stats(|s| s.packets_in == sent);
+    assert_eq!(s.packets_in, sent);
+    assert!(s.classified.malformed >= 3, "{s:?}");
+    assert!(s.classified.bad_checksum >= 2, "{s:?}");
+    assert!(s.classified.fragment >= 1, "{s:?}");
+    assert_eq!(s.classified.dns_udp, 0);
+    assert_eq!(s.udp_answers, 0);
+    // Still alive and answering.
+    let (_, payload) = rig.udp_exchange(client_v4(), dns_v4(), &query("a.test", "A", 10, None));
+    assert_eq!(decode_answer(&payload).unwrap().rcode, "NOERROR");
+}
+
+#[test]
+fn a_stalled_upstream_pushes_back_instead_of_queueing() {
+    // The upstream never answers and queries wait up to 20 s: the loop must
+    // stop reading at MAX_IN_FLIGHT pending queries.
+    let rig = Rig::start(true, Duration::from_secs(20));
+    rig.phone.set_nonblocking(true).unwrap();
+    let mut sent = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut i = 0u32;
+    while Instant::now() < deadline && i < 20_000 {
+        let q = query(&format!("n{i}.test"), "A", i as u16, None);
+        match rig.phone.send(&udp_packet(client_v4(), dns_v4(), &q)) {
+            Ok(_) => sent += 1,
+            Err(_) => {
+                // The socket pair is full: the loop stopped reading.
+                if sent > MAX_IN_FLIGHT {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        i += 1;
+    }
+    assert!(sent > MAX_IN_FLIGHT, "only {sent} queries could be sent");
+    let s = rig.wait_stats(|s| s.queries_in_flight as usize == MAX_IN_FLIGHT);
+    assert_eq!(s.queries_in_flight as usize, MAX_IN_FLIGHT, "{s:?}");
+    assert!(s.backpressure_pauses >= 1);
+    assert!(
+        (s.packets_in as usize) < sent,
+        "the loop kept reading: {s:?}"
+    );
+    // Stopping with everything pending is prompt and clean.
+    let started = Instant::now();
+    rig.engine.stop();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let s = rig.engine.packet_stats();
+    assert!(!s.running);
+    assert_eq!(s.queries_in_flight, 0);
+}
+
+#[test]
+fn stop_closes_the_descriptor_and_ends_the_loop() {
+    let rig = Rig::start(false, Duration::from_secs(5));
+    let (_, payload) = rig.udp_exchange(client_v4(), dns_v4(), &query("a.test", "A", 1, None));
+    assert_eq!(decode_answer(&payload).unwrap().rcode, "NOERROR");
+    rig.engine.stop();
+    assert!(!rig.engine.packet_stats().running);
+    // The engine's end is closed: the kernel refuses datagrams to it.
+    let err = rig.phone.send(b"\x45").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED), "{err}");
+    // And attaching again is refused rather than leaking a second loop.
+    let (_a, b) = UnixDatagram::pair().unwrap();
+    assert!(rig.engine.attach_tun(OwnedFd::from(b)).is_err());
+}
+
+#[test]
+fn the_loop_ends_when_the_device_goes_away() {
+    let rig = Rig::start(false, Duration::from_secs(5));
+    let Rig { engine, phone, .. } = rig;
+    drop(phone);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while engine.packet_stats().running && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!engine.packet_stats().running);
+    engine.stop();
+}
+
+#[test]
+fn virtual_addresses_are_private_and_distinct() {
+    assert!(VIRTUAL_DNS_V4.is_private());
+    assert_eq!(VIRTUAL_DNS_V6.segments()[0] & 0xff00, 0xfd00, "ULA");
+    assert!(is_virtual_dns(IpAddr::V4(VIRTUAL_DNS_V4)));
+    assert!(is_virtual_dns(IpAddr::V6(VIRTUAL_DNS_V6)));
+    assert!(!is_virtual_dns(IpAddr::V4(TUN_ADDRESS_V4)));
+    assert!(!is_virtual_dns(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+}
+
+/// The TCP side on its own, against a second smoltcp acting as the phone's
+/// TCP stack, in virtual time.
+mod tcp {
+    use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+    use smoltcp::socket::tcp;
+    use smoltcp::time::Instant as SmolInstant;
+    use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
+    use tokio::time::{advance, Duration, Instant};
+
+    use super::super::stack::{
+        QueueDevice, TcpQuery, TcpStack, IDLE_TIMEOUT, MAX_PENDING_PER_CONNECTION,
+    };
+    use super::super::stats::PacketCounters;
+    use super::super::{MAX_TCP_CONNECTIONS, TUN_ADDRESS_V4, VIRTUAL_DNS_V4};
+    use crate::packet::{parse, Packet};
+
+    /// The phone's side: a smoltcp interface with TCP client sockets.
+    struct Phone {
+        iface: Interface,
+        device: QueueDevice,
+        sockets: SocketSet<'static>,
+        epoch: Instant,
+    }
+
+    impl Phone {
+        fn new() -> Phone {
+            let mut device = QueueDevice::new();
+            let mut iface = Interface::new(
+                IfaceConfig::new(HardwareAddress::Ip),
+                &mut device,
+                SmolInstant::ZERO,
+            );
+            iface.update_ip_addrs(|a| {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv4(TUN_ADDRESS_V4), 32));
+            });
+            let _ = iface.routes_mut().add_default_ipv4_route(TUN_ADDRESS_V4);
+            Phone {
+                iface,
+                device,
+                sockets: SocketSet::new(Vec::new()),
+                epoch: Instant::now(),
+            }
+        }
+
+        fn now(&self) -> SmolInstant {
+            SmolInstant::from_micros(self.epoch.elapsed().as_micros() as i64)
+        }
+
+        fn connect(&mut self, port: u16) -> SocketHandle {
+            let mut s = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; 65_536]),
+                tcp::SocketBuffer::new(vec![0; 65_536]),
+            );
+            s.set_nagle_enabled(false);
+            let remote = IpEndpoint::new(IpAddress::Ipv4(VIRTUAL_DNS_V4), 53);
+            s.connect(self.iface.context(), remote, port).unwrap();
+            self.sockets.add(s)
+        }
+
+        fn socket(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
+            self.sockets.get_mut::<tcp::Socket>(h)
+        }
+    }
+
+    /// Moves packets both ways until nothing moves; the server's queries
+    /// are appended to `queries`.
+    fn pump(
+        phone: &mut Phone,
+        server: &mut TcpStack,
+        queries: &mut Vec<TcpQuery>,
+        c: &PacketCounters,
+    ) {
+        for _ in 0..100 {
+            let now = phone.now();
+            phone.iface.poll(now, &mut phone.device, &mut phone.sockets);
+            let out: Vec<Vec<u8>> = phone.device.tx.drain(..).collect();
+            for p in &out {
+                let Packet::Tcp(t) = parse(p) else {
+                    panic!("phone sent a non-TCP packet")
+                };
+                let flags = p[t.segment.start + 13];
+                server.ingest(p, flags & 0x12 == 0x02, c);
+            }
+            server.service(queries, usize::MAX, c);
+            let mut back = Vec::new();
+            server.take_output(&mut back);
+            if out.is_empty() && back.is_empty() {
+                return;
+            }
+            for p in back {
+                assert!(
+                    matches!(parse(&p), Packet::Tcp(_)),
+                    "server sent a bad packet"
+                );
+                phone.device.rx.push_back(p);
+            }
+        }
+        panic!("packets kept moving after 100 rounds");
+    }
+
+    fn framed(id: u16) -> Vec<u8> {
+        let mut q = super::query("a.test", "A", id, None);
+        let mut f = (q.len() as u16).to_be_bytes().to_vec();
+        f.append(&mut q);
+        f
+    }
+
+    fn read_frames(phone: &mut Phone, h: SocketHandle) -> Vec<u16> {
+        let mut data = Vec::new();
+        let s = phone.socket(h);
+        while s.can_recv() {
+            s.recv(|b| {
+                data.extend_from_slice(b);
+                (b.len(), ())
+            })
+            .unwrap();
+        }
+        let mut ids = Vec::new();
+        let mut rest = &data[..];
+        while rest.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            assert!(rest.len() >= 2 + len, "partial frame");
+            ids.push(u16::from_be_bytes([rest[2], rest[3]]));
+            rest = &rest[2 + len..];
+        }
+        ids
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pipelined_queries_are_framed_and_answered_in_completion_order() {
+        let c = PacketCounters::default();
+        let mut server = TcpStack::new();
+        let mut phone = Phone::new();
+        let h = phone.connect(40_001);
+        let mut queries = Vec::new();
+        pump(&mut phone, &mut server, &mut queries, &c);
+        assert_eq!(phone.socket(h).state(), tcp::State::Established);
+        let mut burst = Vec::new();
+        for id in 1..=3 {
+            burst.extend(framed(id));
+        }
+        phone.socket(h).send_slice(&burst).unwrap();
+        pump(&mut phone, &mut server, &mut queries, &c);
+        let ids: Vec<u16> = queries
+            .iter()
+            .map(|q| u16::from_be_bytes([q.message[0], q.message[1]]))
+            .collect();
+        assert_eq!(ids, [1, 2, 3]);
+        // Answer in reverse: the client gets them in that order.
+        for q in queries.drain(..).rev() {
+            let mut answer = q.message.clone();
+            answer[2] |= 0x80;
+            server.deliver(q.conn, &answer, &c);
+        }
+        pump(&mut phone, &mut server, &mut queries, &c);
+        assert_eq!(read_frames(&mut phone, h), [3, 2, 1]);
+        let s = c.snapshot();
+        assert_eq!((s.tcp_connections_accepted, s.tcp_connections_open), (1, 1));
+        assert_eq!((s.tcp_queries, s.tcp_answers), (3, 3));
+
+        // The client closes: once everything is answered the server closes
+        // too and forgets the connection.
+        phone.socket(h).close();
+        pump(&mut phone, &mut server, &mut queries, &c);
+        assert!(matches!(
+            phone.socket(h).state(),
+            tcp::State::TimeWait | tcp::State::Closed
+        ));
+        assert_eq!(c.snapshot().tcp_connections_open, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_not_read_past_its_pipelining_limit() {
+        let c = PacketCounters::default();
+        let mut server = TcpStack::new();
+        let mut phone = Phone::new();
+        let h = phone.connect(40_002);
+        let mut queries = Vec::new();
+        pump(&mut phone, &mut server, &mut queries, &c);
+        let mut burst = Vec::new();
+        for id in 0..40 {
+            burst.extend(framed(id));
+        }
+        phone.socket(h).send_slice(&burst).unwrap();
+        pump(&mut phone, &mut server, &mut queries, &c);
+        assert_eq!(queries.len(), MAX_PENDING_PER_CONNECTION);
+        // Answering one lets exactly one more in.
+        let q = queries.remove(0);
+        server.deliver(q.conn, &q.message, &c);
+        pump(&mut phone, &mut server, &mut queries, &c);
+        assert_eq!(queries.len(), MAX_PENDING_PER_CONNECTION);
+        assert_eq!(
+            c.snapshot().tcp_queries as usize,
+            MAX_PENDING_PER_CONNECTION + 1
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_connections_are_closed_and_bad_frames_reset() {
+        let c = PacketCounters::default();
+        let mut server = TcpStack::new();
+        let mut phone = Phone::new();
+        let idle = phone.connect(40_003);
+        let bad = phone.connect(40_004);
+        let mut queries = Vec::new();
+        pump(&mut phone, &mut server, &mut queries, &c);
+        phone.socket(bad).send_slice(&[0, 0]).unwrap();
+        pump(&mut phone, &mut server, &mut queries, &c);
+        assert_eq!(phone.socket(bad).state(), tcp::State::Closed, "reset");
+        assert_eq!(c.snapshot().tcp_bad_frames, 1);
+
+        assert_eq!(phone.socket(idle).state(), tcp::State::Established);
+        let wake = server.next_wakeup().expect("an idle deadline");
+        assert!(wake <= Instant::now() + IDLE_TIMEOUT);
+        advance(IDLE_TIMEOUT + Duration::from_millis(10)).await;
+        pump(&mut phone, &mut server, &mut queries, &c);
+        assert!(!phone.socket(idle).may_recv(), "server sent FIN");
+        assert!(queries.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connections_beyond_the_limit_are_refused() {
+        let c = PacketCounters::default();
+        let mut server = TcpStack::new();
+        let mut phone = Phone::new();
+        let mut queries = Vec::new();
+        let handles: Vec<SocketHandle> = (0..=MAX_TCP_CONNECTIONS as u16)
+            .map(|i| phone.connect(41_000 + i))
+            .collect();
+        pump(&mut phone, &mut server, &mut queries, &c);
+        let established = handles
+            .iter()
+            .filter(|h| phone.socket(**h).state() == tcp::State::Established)
+            .count();
+        assert_eq!(established, MAX_TCP_CONNECTIONS);
+        let s = c.snapshot();
+        assert_eq!(s.tcp_connections_accepted as usize, MAX_TCP_CONNECTIONS);
+        assert_eq!(s.tcp_connections_refused, 1);
+    }
+}
