@@ -1,0 +1,184 @@
+package app.dotcore
+
+import android.Manifest
+import android.app.Activity
+import android.content.Intent
+import android.content.pm.PackageManager
+import android.net.VpnService
+import android.os.Build
+import android.os.Bundle
+import android.view.View
+import android.widget.Button
+import android.widget.LinearLayout
+import android.widget.Switch
+import android.widget.TextView
+import app.dotcore.ffi.providers
+import app.dotcore.logic.AppStatus
+import app.dotcore.logic.EngineConfigs
+import app.dotcore.logic.Formats
+import app.dotcore.logic.ServiceState
+import app.dotcore.logic.StatusHub
+import app.dotcore.logic.StatusTexts
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.MainScope
+import kotlinx.coroutines.cancel
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.isActive
+import kotlinx.coroutines.launch
+
+/**
+ * The status screen: on/off, server and mode, whether the server is
+ * validated, live counters, warnings, and the recent queries when the
+ * query log is on. Everything it shows comes from [StatusHub]; the text is
+ * made by [StatusTexts].
+ */
+class MainActivity : Activity() {
+    private val hub = StatusHub.DEFAULT
+    private val formats = Formats()
+    private var scope: CoroutineScope? = null
+    private var rendering = false
+    private var message: String? = null
+    private var queryLogOn = false
+    private var configuredServer = ""
+
+    private lateinit var toggle: Switch
+    private lateinit var serverLine: TextView
+    private lateinit var stateLine: TextView
+    private lateinit var validationLine: TextView
+    private lateinit var warningsView: TextView
+    private lateinit var countersView: TextView
+    private lateinit var logHeading: TextView
+    private lateinit var logView: TextView
+
+    override fun onCreate(savedInstanceState: Bundle?) {
+        super.onCreate(savedInstanceState)
+        val root = Ui.column(this)
+        root.addView(Ui.text(this, "dotcore", 24f, bold = true))
+        toggle = Switch(this).apply {
+            text = "DNS over TLS"
+            textSize = 18f
+            setOnCheckedChangeListener { _, checked -> if (!rendering) onToggle(checked) }
+        }
+        root.addView(toggle)
+        stateLine = Ui.text(this)
+        serverLine = Ui.text(this)
+        validationLine = Ui.text(this)
+        warningsView = Ui.text(this).apply {
+            setTextColor(Ui.WARNING_COLOR)
+            visibility = View.GONE
+        }
+        root.addView(stateLine)
+        root.addView(serverLine)
+        root.addView(validationLine)
+        root.addView(warningsView)
+        root.addView(Ui.heading(this, "Counters"))
+        countersView = Ui.text(this, "", 15f)
+        root.addView(countersView)
+        root.addView(
+            Button(this).apply {
+                text = "Settings"
+                setOnClickListener { startActivity(Intent(this@MainActivity, SettingsActivity::class.java)) }
+            },
+            LinearLayout.LayoutParams(LinearLayout.LayoutParams.WRAP_CONTENT, LinearLayout.LayoutParams.WRAP_CONTENT),
+        )
+        logHeading = Ui.heading(this, "Recent queries")
+        logView = Ui.text(this, "", 13f).apply { setTextIsSelectable(true) }
+        root.addView(logHeading)
+        root.addView(logView)
+        Ui.setScrollingContent(this, root)
+    }
+
+    override fun onStart() {
+        super.onStart()
+        val settings = SettingsRepository(this).load()
+        queryLogOn = settings.queryLog
+        configuredServer = try {
+            EngineConfigs.serverLabel(settings, providers())
+        } catch (e: LinkageError) {
+            "unavailable (native library missing)"
+        }
+        val s = MainScope()
+        scope = s
+        s.launch { hub.status.collect { render(it) } }
+        s.launch {
+            while (isActive) {
+                render(hub.refreshStats())
+                delay(STATS_REFRESH_MILLIS)
+            }
+        }
+    }
+
+    override fun onStop() {
+        scope?.cancel()
+        scope = null
+        super.onStop()
+    }
+
+    private fun render(status: AppStatus) {
+        rendering = true
+        toggle.isChecked = status.service.isOn
+        rendering = false
+        val svc = status.service
+        stateLine.text = when (svc) {
+            is ServiceState.Running -> "On"
+            is ServiceState.Starting -> "Starting…"
+            is ServiceState.Stopped -> message ?: svc.error?.let { "Stopped: $it" } ?: "Off"
+        }
+        serverLine.text = if (svc.isOn) {
+            "Server: ${status.serverLabel} · ${formats.modeName(status.mode)} mode"
+        } else {
+            "Server: $configuredServer"
+        }
+        validationLine.text = StatusTexts.validation(status)
+        warningsView.text = status.warnings.joinToString("\n\n") { "⚠ ${it.text}" }
+        warningsView.visibility = if (status.warnings.isEmpty()) View.GONE else View.VISIBLE
+        countersView.text = StatusTexts.counters(status.stats, formats).joinToString("\n")
+        logHeading.visibility = if (queryLogOn) View.VISIBLE else View.GONE
+        logView.visibility = logHeading.visibility
+        if (queryLogOn) {
+            val entries = hub.queryLog.snapshot()
+            logView.text = if (entries.isEmpty()) {
+                "No queries yet"
+            } else {
+                entries.joinToString("\n") { StatusTexts.logLine(it, formats) }
+            }
+        }
+    }
+
+    private fun onToggle(on: Boolean) {
+        message = null
+        if (!on) {
+            DotVpnService.stop(this)
+            return
+        }
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.TIRAMISU &&
+            checkSelfPermission(Manifest.permission.POST_NOTIFICATIONS) != PackageManager.PERMISSION_GRANTED
+        ) {
+            // The service runs without it; the notification then only shows
+            // in the task manager. Asked once alongside the first start.
+            requestPermissions(arrayOf(Manifest.permission.POST_NOTIFICATIONS), REQUEST_NOTIFICATIONS)
+        }
+        val consent = VpnService.prepare(this)
+        if (consent != null) {
+            startActivityForResult(consent, REQUEST_VPN)
+        } else {
+            DotVpnService.start(this)
+        }
+    }
+
+    override fun onActivityResult(requestCode: Int, resultCode: Int, data: Intent?) {
+        if (requestCode != REQUEST_VPN) return
+        if (resultCode == RESULT_OK) {
+            DotVpnService.start(this)
+        } else {
+            message = "The VPN permission was not given (or another app is the always-on VPN)."
+            render(hub.status.value)
+        }
+    }
+
+    private companion object {
+        const val REQUEST_VPN = 1
+        const val REQUEST_NOTIFICATIONS = 2
+        const val STATS_REFRESH_MILLIS = 1_000L
+    }
+}

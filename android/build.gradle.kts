@@ -1,0 +1,5 @@
+// Root project: plugin versions only (from gradle/libs.versions.toml).
+plugins {
+    alias(libs.plugins.android.application) apply false
+    alias(libs.plugins.kotlin.android) apply false
+}
