@@ -33,34 +33,9 @@ step() { printf '==> test-android-compile: %s\n' "$*"; }
 die() { printf 'test-android-compile: %s\n' "$*" >&2; exit 1; }
 
 # --- tools ----------------------------------------------------------------------
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo -n "$@"
-    else
-        return 1
-    fi
-}
-
-java_major() {
-    java -version 2>&1 | awk -F'"' '/version/ { split($2, v, "."); print (v[1] == "1" ? v[2] : v[1]); exit }'
-}
-
-missing=()
-if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1 ||
-    [ "$(java_major)" -lt 17 ]; then
-    missing+=(openjdk-17-jdk-headless)
-fi
-command -v mvn >/dev/null 2>&1 || missing+=(maven)
-if [ "${#missing[@]}" -ne 0 ]; then
-    step "installing ${missing[*]}"
-    if ! command -v apt-get >/dev/null 2>&1 || ! as_root true; then
-        die "please install ${missing[*]} (no apt-get or no root here)"
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=lib/jvm-tools.sh
+. "$ROOT/scripts/lib/jvm-tools.sh"
+ensure_jvm_tools test-android-compile || exit 1
 
 # --- versions from the Gradle catalog -----------------------------------------------
 catalog_version() {

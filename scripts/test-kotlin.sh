@@ -21,39 +21,11 @@ cd "$ROOT"
 step() { printf '==> test-kotlin: %s\n' "$*"; }
 
 # --- tools ----------------------------------------------------------------------
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo -n "$@"
-    else
-        return 1
-    fi
-}
-
-java_major() {
-    # `java -version` prints e.g. `openjdk version "17.0.15" ...` on stderr.
-    java -version 2>&1 | awk -F'"' '/version/ { split($2, v, "."); print (v[1] == "1" ? v[2] : v[1]); exit }'
-}
-
-missing=()
-jdk=0
-if command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1; then
-    jdk="$(java_major || true)"
-fi
-# Debian's default JDK is 17 on bookworm, 21 on trixie: either will do.
-[ "${jdk:-0}" -ge 17 ] 2>/dev/null || missing+=(default-jdk-headless)
-command -v mvn >/dev/null 2>&1 || missing+=(maven)
-command -v unbound >/dev/null 2>&1 || [ -x /usr/sbin/unbound ] || missing+=(unbound)
-if [ "${#missing[@]}" -ne 0 ]; then
-    step "installing ${missing[*]}"
-    if ! command -v apt-get >/dev/null 2>&1 || ! as_root true; then
-        echo "test-kotlin: please install ${missing[*]} (no apt-get or no root here)" >&2
-        exit 1
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# shellcheck source=lib/jvm-tools.sh
+. "$ROOT/scripts/lib/jvm-tools.sh"
+extra=()
+command -v unbound >/dev/null 2>&1 || [ -x /usr/sbin/unbound ] || extra+=(unbound)
+ensure_jvm_tools test-kotlin "${extra[@]}"
 
 # --- native parts ---------------------------------------------------------------
 start=$(date +%s)

@@ -423,15 +423,6 @@ impl Query {
         self.layout.opt.is_some()
     }
 
-    /// The UDP payload size the client advertised (512 without EDNS).
-    pub fn udp_payload_limit(&self) -> usize {
-        match self.layout.opt_record() {
-            // The CLASS field of OPT carries the payload size (RFC 6891 §6.1.2).
-            Some(opt) => (u16_at(&self.bytes, opt.type_at + 2).unwrap_or(512) as usize).max(512),
-            None => 512,
-        }
-    }
-
     /// Builds the message sent upstream over TLS: header and question only,
     /// one OPT record carrying the client's DO bit, an empty edns-tcp-keepalive
     /// option (RFC 7828 §3.1: clients send it empty), and padding to a
@@ -562,14 +553,12 @@ mod tests {
         assert_eq!(q.key.qtype, 1);
         assert_eq!(q.key.display_name(), "a.test.");
         assert!(!q.key.dnssec_ok);
-        assert_eq!(q.udp_payload_limit(), 512);
     }
 
     #[test]
     fn upstream_query_is_padded_to_block_and_drops_client_options() {
         let q = Query::parse(sample_query(true)).unwrap();
         assert!(q.key.dnssec_ok);
-        assert_eq!(q.udp_payload_limit(), 4096);
         let up = q.to_upstream(7, 128, true);
         assert_eq!(up.len() % 128, 0);
         assert_eq!(id(&up), 7);
