@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::rdata::{A, AAAA, TXT};
 use hickory_proto::rr::{RData, Record, RecordType};
 use rcgen::{
@@ -183,6 +184,10 @@ pub struct ServeOptions {
     /// close). Real servers close idle DoT connections too; `None` means
     /// never, which is only sensible with a paused clock or a dropped server.
     pub idle_timeout: Option<Duration>,
+    /// Advertise this idle timeout in an edns-tcp-keepalive option (RFC 7828,
+    /// units of 100 ms) on every answer to a query that carried EDNS, as
+    /// Unbound does; `None` sends no keepalive option.
+    pub edns_keepalive: Option<u16>,
 }
 
 impl Default for ServeOptions {
@@ -192,6 +197,7 @@ impl Default for ServeOptions {
         ServeOptions {
             response_delay: Duration::ZERO,
             idle_timeout: Some(Duration::from_secs(300)),
+            edns_keepalive: None,
         }
     }
 }
@@ -850,7 +856,11 @@ async fn write_answers<W: AsyncWrite + Unpin>(
                 sleep_until(due).await;
                 for q in batch.drain(..).rev() {
                     writer
-                        .write_all(&frame(&answer_bytes(&q.body, false)))
+                        .write_all(&frame(&answer_bytes(
+                            &q.body,
+                            false,
+                            options.edns_keepalive,
+                        )))
                         .await?;
                     stats.answers_sent.fetch_add(1, Ordering::SeqCst);
                 }
@@ -864,13 +874,15 @@ async fn write_answers<W: AsyncWrite + Unpin>(
             Behaviour::Garbage => frame(&garbage_payload(&query.body)),
             Behaviour::WrongLength(LengthFault::Zero) => vec![0, 0],
             Behaviour::WrongLength(LengthFault::Overstated) => {
-                let body = answer_bytes(&query.body, false);
+                let body = answer_bytes(&query.body, false, options.edns_keepalive);
                 let mut out = ((body.len() + 100) as u16).to_be_bytes().to_vec();
                 out.extend_from_slice(&body);
                 out
             }
-            Behaviour::HugeAnswer => frame(&answer_bytes(&query.body, true)),
-            _ => frame(&answer_bytes(&query.body, false)),
+            Behaviour::HugeAnswer => {
+                frame(&answer_bytes(&query.body, true, options.edns_keepalive))
+            }
+            _ => frame(&answer_bytes(&query.body, false, options.edns_keepalive)),
         };
         writer.write_all(&out).await?;
         writer.flush().await?;
@@ -926,6 +938,9 @@ async fn serve_garbage_records<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// EDNS option code of edns-tcp-keepalive (RFC 7828).
+const KEEPALIVE_OPTION: u16 = 11;
+
 /// Prefixes a DNS message with its 2-byte length (RFC 1035 §4.2.2).
 fn frame(body: &[u8]) -> Vec<u8> {
     let len = u16::try_from(body.len()).expect("DNS message over 65535 bytes");
@@ -935,10 +950,21 @@ fn frame(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The wire answer to a raw query; FORMERR (ID echoed) if it does not parse.
-fn answer_bytes(query: &[u8], huge: bool) -> Vec<u8> {
+/// The wire answer to a raw query, with an edns-tcp-keepalive option when
+/// `keepalive` is set and the query had EDNS; FORMERR (ID echoed) if it does
+/// not parse.
+fn answer_bytes(query: &[u8], huge: bool, keepalive: Option<u16>) -> Vec<u8> {
     match Message::from_vec(query) {
-        Ok(q) => build_answer(&q, huge).to_vec().expect("encode answer"),
+        Ok(q) => {
+            let mut answer = build_answer(&q, huge);
+            if let (Some(units), Some(edns)) = (keepalive, answer.edns.as_mut()) {
+                edns.options_mut().insert(EdnsOption::Unknown(
+                    KEEPALIVE_OPTION,
+                    units.to_be_bytes().to_vec(),
+                ));
+            }
+            answer.to_vec().expect("encode answer")
+        }
         Err(_) => {
             let id = if query.len() >= 2 {
                 u16::from_be_bytes([query[0], query[1]])

@@ -398,6 +398,7 @@ async fn duplex_with_virtual_rtt() {
     let options = ServeOptions {
         response_delay: Duration::from_secs(5),
         idle_timeout: None,
+        edns_keepalive: None,
     };
     let server = tokio::spawn(serve_stream_with(
         server_io,

@@ -43,6 +43,8 @@ struct PipeDialer {
     identity: TlsIdentity,
     server: Arc<ServerStats>,
     dials: AtomicUsize,
+    /// The server's advertised edns-tcp-keepalive timeout (100 ms units).
+    keepalive: Option<u16>,
 }
 
 impl Dialer for PipeDialer {
@@ -57,6 +59,7 @@ impl Dialer for PipeDialer {
                 ServeOptions {
                     response_delay: RTT,
                     idle_timeout: None,
+                    edns_keepalive: self.keepalive,
                 },
                 self.server.clone(),
             ));
@@ -74,6 +77,10 @@ struct Rig {
 
 impl Rig {
     fn new(power_state: PowerState) -> Rig {
+        Rig::with_server_keepalive(power_state, None)
+    }
+
+    fn with_server_keepalive(power_state: PowerState, keepalive: Option<u16>) -> Rig {
         let identity = TlsIdentity::generate(NAME);
         let config = Config {
             upstream: Upstream::Custom(vec![CustomServer {
@@ -107,6 +114,7 @@ impl Rig {
             identity,
             server: ServerStats::new(),
             dials: AtomicUsize::new(0),
+            keepalive,
         });
         let resolver =
             Resolver::with_dialer(&config, Arc::new(NoHost), dialer.clone()).expect("valid config");
@@ -277,6 +285,34 @@ async fn interactive_close_happens_exactly_at_the_idle_timeout() {
     assert_eq!(connections(&s), (1, 1, 0));
     assert_quiescent(&rig, 1).await;
     assert_eq!(rig.stats().connection_open_millis, 10_050);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shorter_server_keepalive_timeout_closes_the_connection_first() {
+    // The server advertises 2 s (RFC 7828: 20 units of 100 ms); our
+    // interactive timeout is 10 s, so the engine closes at 2.05 s.
+    let mut rig = Rig::with_server_keepalive(PowerState::Interactive, Some(20));
+    rig.query().await;
+    rig.sleep_until_secs(2.049).await;
+    assert_eq!(rig.stats().connections_open_now, 1);
+    rig.sleep_until_secs(2.05).await;
+    let s = rig.settle(|s| s.connections_open_now == 0).await;
+    assert_eq!(s.connections_open_now, 0);
+    assert_eq!(s.connection_open_millis, 2_050);
+    assert_quiescent(&rig, 1).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_longer_server_keepalive_timeout_does_not_extend_ours() {
+    // 60 s advertised, 10 s ours: the close stays at 10.05 s.
+    let mut rig = Rig::with_server_keepalive(PowerState::Interactive, Some(600));
+    rig.query().await;
+    rig.sleep_until_secs(10.049).await;
+    assert_eq!(rig.stats().connections_open_now, 1);
+    rig.sleep_until_secs(10.05).await;
+    let s = rig.settle(|s| s.connections_open_now == 0).await;
+    assert_eq!(s.connection_open_millis, 10_050);
+    assert_quiescent(&rig, 1).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -131,6 +131,7 @@ impl Dialer for ReplayDialer {
             let options = ServeOptions {
                 response_delay: Duration::ZERO,
                 idle_timeout: None,
+                edns_keepalive: None,
             };
             tokio::spawn(serve_stream_with(
                 server_side,
