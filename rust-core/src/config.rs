@@ -249,8 +249,6 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
-    /// Opportunistic mode with no servers and no network resolvers.
-    NoNetworkResolvers,
     /// A numeric setting out of range.
     BadSetting {
         /// The field.
@@ -279,7 +277,6 @@ impl ConfigError {
             }
             ConfigError::BadPin { server, pin, .. } => format!("servers[{server}].pins[{pin}]"),
             ConfigError::BadCaPem { .. } => "extra_ca".into(),
-            ConfigError::NoNetworkResolvers => "network_resolvers".into(),
             ConfigError::BadSetting { field, .. } => (*field).into(),
         }
     }
@@ -318,9 +315,6 @@ impl fmt::Display for ConfigError {
                 "{value:?} is not a pin-sha256 value (base64 of 32 bytes, as in RFC 7469)"
             ),
             ConfigError::BadCaPem { reason } => write!(f, "CA certificates unusable: {reason}"),
-            ConfigError::NoNetworkResolvers => {
-                f.write_str("opportunistic mode without servers needs the network's resolvers")
-            }
             ConfigError::BadSetting { reason, .. } => f.write_str(reason),
         }
     }

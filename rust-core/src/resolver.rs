@@ -377,10 +377,15 @@ impl Inner {
                 self.stats.failure(FailureKind::ConnectionLost);
                 Err(FailureKind::ConnectionLost)
             }
+            Err(DotFailure::Exchange(ExchangeError::BadResponse)) => {
+                self.stats.failure(FailureKind::BadResponse);
+                Err(FailureKind::BadResponse)
+            }
         }
     }
 
-    /// DoT with one retry on a fresh connection when the first one broke.
+    /// DoT with one retry on a fresh connection when the first one broke
+    /// (closed, or dropped for sending garbage).
     async fn dot(&self, query: &Query) -> Result<crate::transport::Answer, DotFailure> {
         let mut result = Err(DotFailure::Exchange(ExchangeError::Closed));
         for attempt in 0..2 {
@@ -397,8 +402,8 @@ impl Inner {
             Stats::add(&self.stats.upstream_queries, 1);
             match connection.exchange(message, query.key.clone()).await {
                 Ok(answer) => return Ok(answer),
-                Err(ExchangeError::Closed) => {
-                    result = Err(DotFailure::Exchange(ExchangeError::Closed));
+                Err(e @ (ExchangeError::Closed | ExchangeError::BadResponse)) => {
+                    result = Err(DotFailure::Exchange(e));
                 }
                 Err(e) => return Err(DotFailure::Exchange(e)),
             }

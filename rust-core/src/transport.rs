@@ -38,6 +38,10 @@ pub(crate) enum ExchangeError {
     /// The connection closed or broke before the answer; worth one retry on
     /// a fresh connection.
     Closed,
+    /// The server sent something that is not a DNS answer (a frame too short
+    /// for a header, an undecodable message); the connection was dropped.
+    /// Retried once like `Closed`, but counted as a bad response.
+    BadResponse,
     /// No answer in time.
     Timeout,
 }
@@ -290,13 +294,18 @@ impl ConnectionTask {
             End::Protocol(why) => log::warn!("connection {} dropped: {why}", self.id),
         }
         log::debug!("connection {} closed ({end:?})", self.id);
-        self.fail_all();
+        self.fail_all(match end {
+            End::Protocol(_) => ExchangeError::BadResponse,
+            _ => ExchangeError::Closed,
+        });
         self.stats.connection_closed(self.id);
     }
 
-    fn fail_all(&mut self) {
+    /// Answers everything pending with `error`, and what is still queued
+    /// with `Closed` (it was never sent).
+    fn fail_all(&mut self, error: ExchangeError) {
         for (_, p) in self.pending.drain() {
-            let _ = p.reply.send(Err(ExchangeError::Closed));
+            let _ = p.reply.send(Err(error));
         }
         self.rx.close();
         while let Ok(r) = self.rx.try_recv() {

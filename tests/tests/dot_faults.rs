@@ -350,7 +350,15 @@ async fn dropped_queries_time_out_while_the_others_are_answered() {
     assert_eq!(server.queries_received(), 9);
 }
 
-async fn bad_stream(behaviour: Behaviour) {
+/// How a broken stream must be counted: a stream that stops (EOF, TLS
+/// error) as a lost connection, DNS-level garbage as a bad response.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Counted {
+    ConnectionLost,
+    BadResponse,
+}
+
+async fn bad_stream(behaviour: Behaviour, counted: Counted) {
     let tls = TlsIdentity::generate(NAME);
     let server = FaultServer::start(behaviour.clone(), tls.clone());
     let r = resolver(&config_for(&[server.addr()], &tls));
@@ -366,7 +374,15 @@ async fn bad_stream(behaviour: Behaviour) {
     assert_eq!(s.upstream_queries, 2, "{behaviour:?}: {s:?}");
     assert_eq!(s.retries, 1, "{behaviour:?}");
     assert_eq!(s.connections_opened, 2, "{behaviour:?}");
-    assert_eq!(s.fail_connection_lost, 1, "{behaviour:?}");
+    let expected = match counted {
+        Counted::ConnectionLost => (1, 0),
+        Counted::BadResponse => (0, 1),
+    };
+    assert_eq!(
+        (s.fail_connection_lost, s.fail_bad_response),
+        expected,
+        "{behaviour:?}"
+    );
     assert_eq!(s.failures(), 1, "{behaviour:?}");
     assert_eq!(server.queries_received(), 2, "{behaviour:?}");
     // Give the engine a moment to finish tearing the connections down.
@@ -382,25 +398,33 @@ async fn bad_stream(behaviour: Behaviour) {
 #[tokio::test]
 async fn garbage_answer_is_servfail_after_one_retry() {
     let _m = MACHINE.read().await;
-    bad_stream(Behaviour::Garbage).await;
+    bad_stream(Behaviour::Garbage, Counted::BadResponse).await;
 }
 
 #[tokio::test]
 async fn garbage_tls_records_are_servfail_after_one_retry() {
     let _m = MACHINE.read().await;
-    bad_stream(Behaviour::GarbageRecords).await;
+    bad_stream(Behaviour::GarbageRecords, Counted::ConnectionLost).await;
 }
 
 #[tokio::test]
 async fn overstated_frame_length_is_servfail_after_one_retry() {
     let _m = MACHINE.read().await;
-    bad_stream(Behaviour::WrongLength(LengthFault::Overstated)).await;
+    bad_stream(
+        Behaviour::WrongLength(LengthFault::Overstated),
+        Counted::ConnectionLost,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn zero_frame_length_is_servfail_after_one_retry() {
     let _m = MACHINE.read().await;
-    bad_stream(Behaviour::WrongLength(LengthFault::Zero)).await;
+    bad_stream(
+        Behaviour::WrongLength(LengthFault::Zero),
+        Counted::BadResponse,
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------- answers --
