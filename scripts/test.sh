@@ -42,6 +42,9 @@ run() {
 run setup bash scripts/setup.sh
 run fmt cargo fmt --all -- --check
 run clippy cargo clippy --workspace --all-targets --all-features -- -D warnings
+# The fuzz targets live outside the workspace (cargo-fuzz's layout); build
+# them on stable so an API change cannot silently break them.
+run fuzz-targets cargo check --quiet --manifest-path rust-core/fuzz/Cargo.toml --bins
 # The CLI tests run the `dotcore` binary itself, which no test target builds.
 run build-cli cargo build -p dotcore --features cli
 

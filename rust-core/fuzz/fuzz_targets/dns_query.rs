@@ -6,6 +6,7 @@
 
 #![no_main]
 
+use dotcore::packet::client_udp_payload_limit;
 use dotcore::wire::{
     error_response, keepalive_timeout, response_for_client, Layout, Query, QuestionKey,
     HEADER_LEN, RCODE_FORMERR, RCODE_SERVFAIL,
@@ -26,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(query) = Query::parse(data.to_vec()) else {
         return;
     };
-    let _ = query.udp_payload_limit();
+    assert!(client_udp_payload_limit(&query.bytes) >= 512);
     let _ = query.has_edns();
     for (block, keepalive) in [(0, false), (128, true), (468, false)] {
         let upstream = query.to_upstream(0x1234, block, keepalive);
