@@ -121,8 +121,9 @@ impl Dialer for CountingDialer {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn each_query_is_one_tls_record_in_one_write() {
+/// A resolver whose only connection is counted, after a first query that
+/// paid for the handshake (so later writes are queries only).
+async fn counted_resolver() -> (Resolver, Arc<Written>) {
     let identity = TlsIdentity::generate("dot.test");
     let written = Arc::new(Written::default());
     let config = Config {
@@ -143,11 +144,15 @@ async fn each_query_is_one_tls_record_in_one_write() {
         written: written.clone(),
     });
     let resolver = Resolver::with_dialer(&config, Arc::new(NoHost), dialer).unwrap();
-
-    // The first query pays for the handshake; count from after it.
     resolver
         .resolve(&build_query("first.test", "A").unwrap())
         .await;
+    (resolver, written)
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_query_is_one_tls_record_in_one_write() {
+    let (resolver, written) = counted_resolver().await;
     let calls_before = written.calls.load(Ordering::SeqCst);
     let records_before = written.record_types().len();
 
@@ -169,29 +174,7 @@ async fn each_query_is_one_tls_record_in_one_write() {
 
 #[tokio::test(start_paused = true)]
 async fn queries_queued_together_share_one_write() {
-    let identity = TlsIdentity::generate("dot.test");
-    let written = Arc::new(Written::default());
-    let config = Config {
-        upstream: Upstream::Custom(vec![CustomServer {
-            name: Some("dot.test".into()),
-            addresses: vec!["192.0.2.53:853".into()],
-            port: 0,
-            pins: vec![identity.spki_pin().to_string()],
-        }]),
-        cache: CacheConfig {
-            max_entries: 0,
-            ..CacheConfig::default()
-        },
-        ..Config::default()
-    };
-    let dialer = Arc::new(CountingDialer {
-        identity,
-        written: written.clone(),
-    });
-    let resolver = Resolver::with_dialer(&config, Arc::new(NoHost), dialer).unwrap();
-    resolver
-        .resolve(&build_query("first.test", "A").unwrap())
-        .await;
+    let (resolver, written) = counted_resolver().await;
     let calls_before = written.calls.load(Ordering::SeqCst);
 
     // 20 queries issued in the same instant reach the connection together
