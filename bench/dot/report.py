@@ -58,6 +58,16 @@ def num(d, key, default=None):
         return default
 
 
+# dnsperf's one-value summary lines: result key, pattern, type.
+DNSPERF_SUMMARY = (
+    ("sent", r"Queries sent:\s+(\d+)", int),
+    ("completed", r"Queries completed:\s+(\d+)", int),
+    ("lost", r"Queries lost:\s+(\d+)", int),
+    ("run_time", r"Run time \(s\):\s+([\d.]+)", float),
+    ("qps", r"Queries per second:\s+([\d.]+)", float),
+)
+
+
 def parse_dnsperf(path):
     res = {"latencies": [], "timeouts": 0, "rcodes": {}}
     with open(path, errors="replace") as f:
@@ -76,21 +86,10 @@ def parse_dnsperf(path):
                 except ValueError:
                     pass
                 continue
-            m = re.search(r"Queries sent:\s+(\d+)", line)
-            if m:
-                res["sent"] = int(m.group(1))
-            m = re.search(r"Queries completed:\s+(\d+)", line)
-            if m:
-                res["completed"] = int(m.group(1))
-            m = re.search(r"Queries lost:\s+(\d+)", line)
-            if m:
-                res["lost"] = int(m.group(1))
-            m = re.search(r"Run time \(s\):\s+([\d.]+)", line)
-            if m:
-                res["run_time"] = float(m.group(1))
-            m = re.search(r"Queries per second:\s+([\d.]+)", line)
-            if m:
-                res["qps"] = float(m.group(1))
+            for key, pattern, kind in DNSPERF_SUMMARY:
+                m = re.search(pattern, line)
+                if m:
+                    res[key] = kind(m.group(1))
             m = re.search(r"Average Latency \(s\):\s+([\d.]+) \(min ([\d.]+), max ([\d.]+)\)", line)
             if m:
                 res["avg"] = float(m.group(1))
