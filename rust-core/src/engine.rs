@@ -136,6 +136,9 @@ impl Engine {
             crate::tun::TunDevice::new(tun).map_err(EngineError::Tun)?
         };
         let (tx, rx) = watch::channel(false);
+        // Marked here rather than when the task first runs, so that stats
+        // read right after this call already say the loop is on.
+        crate::tun::PacketCounters::set(&self.packet_counters.running, 1);
         let task = self.handle.spawn(crate::tun::run_packet_loop(
             device,
             self.resolver.clone(),

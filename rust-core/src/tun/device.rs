@@ -30,8 +30,10 @@ pub(crate) enum ReadOutcome {
     Packet(usize),
     /// Nothing more to read now.
     Empty,
-    /// The other end is gone (a zero-length read: EOF on a socket pair;
-    /// a TUN device never returns it).
+    /// The device is gone for good: a zero-length read (EOF from a
+    /// stream or sequenced-packet socket pair standing in for the device),
+    /// or `EBADFD`, which Linux returns once the TUN interface behind the
+    /// descriptor has been deleted (and then returns on every later read).
     Closed,
     /// The read failed.
     Error(io::Error),
@@ -55,9 +57,11 @@ impl TunDevice {
         Ok(TunDevice { fd })
     }
 
-    /// Waits until the device has something to read.
+    /// Waits until the device has something to read, or reports an error
+    /// condition: a deleted TUN interface only raises `EPOLLERR`, which a
+    /// wait for readability alone would never see.
     pub(crate) async fn readable(&self) -> io::Result<AsyncFdReadyGuard<'_, File>> {
-        self.fd.readable().await
+        self.fd.ready(Interest::READABLE | Interest::ERROR).await
     }
 
     /// Reads one packet into `buf` without blocking, clearing the readiness
@@ -68,6 +72,7 @@ impl TunDevice {
                 Ok(Ok(0)) => return ReadOutcome::Closed,
                 Ok(Ok(n)) => return ReadOutcome::Packet(n),
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EBADFD) => return ReadOutcome::Closed,
                 Ok(Err(e)) => return ReadOutcome::Error(e),
                 Err(_would_block) => return ReadOutcome::Empty,
             }

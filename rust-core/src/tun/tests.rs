@@ -149,6 +149,39 @@ fn answer(q: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// An engine whose "TUN" is one end of a socket pair, and the other end.
+/// Opportunistic mode with a DoT server that refuses at once, so answers
+/// come from `upstream` in clear text.
+fn config_for(upstream: &Upstream53, query_timeout: Duration) -> Config {
+    let mut config = Config {
+        upstream: Upstream::Custom(vec![CustomServer {
+            name: Some("dot.test".into()),
+            // Port 1: nothing listens, so DoT fails at once and the
+            // opportunistic profile answers in clear text.
+            addresses: vec!["127.0.0.1:1".into()],
+            port: 0,
+            pins: Vec::new(),
+        }]),
+        mode: Mode::Opportunistic,
+        network_resolvers: vec![upstream.addr],
+        ..Config::default()
+    };
+    config.timeouts.query = query_timeout;
+    config.timeouts.connect = query_timeout;
+    config
+}
+
+/// Polls the engine until its packet loop has ended, for at most `wait`.
+fn wait_for_loop_end(engine: &Engine, wait: Duration) -> PacketPathStats {
+    let deadline = Instant::now() + wait;
+    loop {
+        let s = engine.packet_stats();
+        if !s.running || Instant::now() >= deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 struct Rig {
     engine: Engine,
     phone: UnixDatagram,
@@ -158,26 +191,16 @@ struct Rig {
 impl Rig {
     fn start(swallow: bool, query_timeout: Duration) -> Rig {
         let upstream = Upstream53::start(swallow);
-        let mut config = Config {
-            upstream: Upstream::Custom(vec![CustomServer {
-                name: Some("dot.test".into()),
-                // Port 1: nothing listens, so DoT fails at once and the
-                // opportunistic profile answers in clear text.
-                addresses: vec!["127.0.0.1:1".into()],
-                port: 0,
-                pins: Vec::new(),
-            }]),
-            mode: Mode::Opportunistic,
-            network_resolvers: vec![upstream.addr],
-            ..Config::default()
-        };
-        config.timeouts.query = query_timeout;
-        config.timeouts.connect = query_timeout;
         let (phone, tun) = UnixDatagram::pair().unwrap();
         phone
             .set_read_timeout(Some(Duration::from_secs(3)))
             .unwrap();
-        let engine = Engine::start(&config, OwnedFd::from(tun), Arc::new(NoHost)).unwrap();
+        let engine = Engine::start(
+            &config_for(&upstream, query_timeout),
+            OwnedFd::from(tun),
+            Arc::new(NoHost),
+        )
+        .unwrap();
         Rig {
             engine,
             phone,
@@ -490,15 +513,81 @@ fn stop_closes_the_descriptor_and_ends_the_loop() {
 }
 
 #[test]
-fn the_loop_ends_when_the_device_goes_away() {
-    let rig = Rig::start(false, Duration::from_secs(5));
-    let Rig { engine, phone, .. } = rig;
+fn the_loop_ends_when_the_device_reports_end_of_file() {
+    // A datagram pair never reports its peer's close, so this one uses a
+    // sequenced-packet pair: packet boundaries as on a TUN, and EOF once
+    // the other end is closed.
+    let upstream = Upstream53::start(false);
+    let (phone, tun) =
+        socket2::Socket::pair(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None).unwrap();
+    let engine = Engine::start(
+        &config_for(&upstream, Duration::from_secs(5)),
+        OwnedFd::from(tun),
+        Arc::new(NoHost),
+    )
+    .unwrap();
+    assert!(engine.packet_stats().running, "running as soon as started");
+    // The loop answers through this device before it goes away.
+    phone
+        .send(&udp_packet(
+            client_v4(),
+            dns_v4(),
+            &query("a.test", "A", 7, None),
+        ))
+        .unwrap();
+    phone
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut reply = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
+    let n = phone.recv(&mut reply).expect("an answer through the pair");
+    assert!(n > 28, "{n} bytes");
+
     drop(phone);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while engine.packet_stats().running && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+    let s = wait_for_loop_end(&engine, Duration::from_secs(5));
+    assert!(!s.running, "the loop kept running after EOF: {s:?}");
+    assert_eq!(s.read_errors, 0, "EOF is an end, not an error: {s:?}");
+    engine.stop();
+}
+
+#[test]
+fn the_loop_ends_when_the_tun_interface_is_deleted() {
+    // Linux keeps returning EBADFD from a TUN descriptor whose interface
+    // was deleted; the loop must take that as the end of the device
+    // rather than retry it forever.
+    let (fd, name) = match open_tun("dctest%d") {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!(
+                "SKIP: cannot create a TUN interface here ({e}); needs root and /dev/net/tun"
+            );
+            return;
+        }
+    };
+    let upstream = Upstream53::start(false);
+    let engine = Engine::start(
+        &config_for(&upstream, Duration::from_secs(5)),
+        fd,
+        Arc::new(NoHost),
+    )
+    .unwrap();
+    assert!(engine.packet_stats().running);
+    let deleted = std::process::Command::new("ip")
+        .args(["link", "del", &name])
+        .status();
+    match deleted {
+        Ok(status) => assert!(status.success(), "ip link del {name}: {status}"),
+        Err(e) => {
+            engine.stop();
+            eprintln!("SKIP: cannot run `ip` ({e}); install iproute2");
+            return;
+        }
     }
-    assert!(!engine.packet_stats().running);
+    let s = wait_for_loop_end(&engine, Duration::from_secs(5));
+    assert!(
+        !s.running,
+        "the loop kept running on a deleted interface: {s:?}"
+    );
+    assert_eq!(s.read_errors, 0, "{s:?}");
     engine.stop();
 }
 
