@@ -20,7 +20,7 @@ esac
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fuzz_dir="$root/rust-core/fuzz"
-targets=(packet_parse dns_truncate dns_query)
+targets=(packet_parse dns_truncate dns_query tcp_stream)
 
 nightly=""
 if command -v rustup >/dev/null 2>&1; then

@@ -133,13 +133,18 @@ impl TcpDialer {
 impl Dialer for TcpDialer {
     fn dial(&self, addr: SocketAddr) -> DialFuture<'_> {
         Box::pin(async move {
-            let socket = protected_socket(&*self.host, addr, socket2::Type::STREAM)?;
-            socket.set_tcp_nodelay(true)?;
-            let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
-            let stream = socket.connect(addr).await?;
+            let stream = connect_tcp(&*self.host, addr).await?;
             Ok(Box::new(stream) as BoxStream)
         })
     }
+}
+
+/// Connects a protected TCP socket with TCP_NODELAY to `addr`.
+async fn connect_tcp(host: &dyn Host, addr: SocketAddr) -> io::Result<tokio::net::TcpStream> {
+    let socket = protected_socket(host, addr, socket2::Type::STREAM)?;
+    socket.set_tcp_nodelay(true)?;
+    let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
+    socket.connect(addr).await
 }
 
 /// A non-blocking socket for `addr`'s family, already protected.
@@ -165,4 +170,62 @@ pub(crate) fn protected_socket(
         ));
     }
     Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records the descriptors it is asked to protect.
+    #[derive(Default)]
+    struct RecordingHost {
+        protected: Mutex<Vec<i32>>,
+        refuse: bool,
+    }
+
+    impl Host for RecordingHost {
+        fn protect_socket(&self, fd: i32) -> bool {
+            self.protected.lock().unwrap().push(fd);
+            !self.refuse
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn upstream_tcp_sockets_are_protected_then_connected_with_nodelay() {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let host = RecordingHost::default();
+        let stream = runtime().block_on(connect_tcp(&host, addr)).unwrap();
+        assert!(stream.nodelay().unwrap(), "TCP_NODELAY must be on");
+        assert_eq!(stream.peer_addr().unwrap(), addr);
+        assert_eq!(*host.protected.lock().unwrap(), vec![stream.as_raw_fd()]);
+    }
+
+    #[test]
+    fn a_socket_the_host_refuses_to_protect_never_connects() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let host = RecordingHost {
+            refuse: true,
+            ..RecordingHost::default()
+        };
+        let err = runtime().block_on(connect_tcp(&host, addr)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        assert_eq!(host.protected.lock().unwrap().len(), 1);
+        let accepted = listener.accept();
+        assert!(
+            matches!(&accepted, Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+            "a connection arrived: {accepted:?}"
+        );
+    }
 }

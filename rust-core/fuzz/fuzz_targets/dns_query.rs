@@ -8,8 +8,8 @@
 
 use dotcore::packet::client_udp_payload_limit;
 use dotcore::wire::{
-    error_response, keepalive_timeout, response_for_client, Layout, Query, QuestionKey,
-    HEADER_LEN, RCODE_FORMERR, RCODE_SERVFAIL,
+    error_response, keepalive_timeout, response_for_client, Layout, Query, QuestionKey, HEADER_LEN,
+    RCODE_FORMERR, RCODE_SERVFAIL,
 };
 use libfuzzer_sys::fuzz_target;
 

@@ -29,6 +29,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[allow(unsafe_code)]
 mod device;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod packet_loop;
 mod stack;
 mod stats;

@@ -271,10 +271,7 @@ impl LoopState {
                     PacketCounters::add(&self.counters.not_virtual, 1);
                     return;
                 }
-                // Flags byte of the validated header: SYN without ACK opens.
-                let flags = packet.get(tcp.segment.start + 13).copied().unwrap_or(0);
-                let syn = flags & 0x12 == 0x02;
-                self.tcp.ingest(packet, syn, &self.counters);
+                self.tcp.ingest(packet, &tcp, &self.counters);
                 self.tcp_dirty = true;
             }
             Verdict::SendIcmp => {

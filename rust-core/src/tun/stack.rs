@@ -29,7 +29,7 @@ use tokio::time::{Duration, Instant};
 
 use super::stats::PacketCounters;
 use super::{MAX_TCP_CONNECTIONS, VIRTUAL_DNS_V4, VIRTUAL_DNS_V6};
-use crate::packet::DNS_PORT;
+use crate::packet::{ParsedTcp, DNS_PORT};
 
 /// Queries of one connection being resolved at once (RFC 7766 pipelining).
 pub(super) const MAX_PENDING_PER_CONNECTION: usize = 16;
@@ -207,9 +207,12 @@ impl TcpStack {
         self.conns.iter().any(|c| c.accepted) || !self.device.rx.is_empty()
     }
 
-    /// Feeds one validated TCP segment (the whole IP packet) to the stack.
-    /// `syn` says whether it opens a connection.
-    pub(super) fn ingest(&mut self, packet: &[u8], syn: bool, counters: &PacketCounters) {
+    /// Feeds one validated TCP segment to the stack: `packet` is the whole
+    /// IP packet and `tcp` what the packet layer parsed from it.
+    pub(super) fn ingest(&mut self, packet: &[u8], tcp: &ParsedTcp, counters: &PacketCounters) {
+        // Flags byte of the validated header: SYN without ACK opens.
+        let flags = packet.get(tcp.segment.start + 13).copied().unwrap_or(0);
+        let syn = flags & 0x12 == 0x02;
         if syn && !self.has_listener() {
             // smoltcp answers it with RST: no socket accepts it.
             PacketCounters::add(&counters.tcp_refused, 1);
@@ -361,6 +364,11 @@ impl TcpStack {
         PacketCounters::add(&counters.tcp_answers, 1);
         let socket = self.sockets.get_mut::<tcp::Socket>(c.handle);
         flush(c, socket);
+    }
+
+    /// How many sockets exist, the listener included.
+    pub(super) fn sockets_in_use(&self) -> usize {
+        self.conns.len()
     }
 
     /// Takes the segments the stack wants written to the device.

@@ -681,8 +681,7 @@ mod tcp {
                 let Packet::Tcp(t) = parse(p) else {
                     panic!("phone sent a non-TCP packet")
                 };
-                let flags = p[t.segment.start + 13];
-                server.ingest(p, flags & 0x12 == 0x02, c);
+                server.ingest(p, &t, c);
             }
             server.service(queries, usize::MAX, c);
             let mut back = Vec::new();
