@@ -353,7 +353,9 @@ impl DotEngine {
     /// descriptor from this call on, even when the call throws (it is then
     /// closed at once), and closes it on `stop()`. Throws
     /// `DotException.Tun` for a descriptor that is not open (left alone),
-    /// `AlreadyStarted` if a device is attached, `Stopped` after `stop()`.
+    /// `AlreadyStarted` while a device is attached (a device that went away,
+    /// its interface deleted, makes room for a new one), `Stopped` after
+    /// `stop()`.
     #[allow(unsafe_code)]
     pub fn start(&self, tun_fd: i32) -> Result<(), DotError> {
         // SAFETY: fcntl(F_GETFD) only reads the descriptor flags of the

@@ -125,11 +125,20 @@ impl Engine {
     /// Answers DNS packets arriving on `tun` (raw IP packets, as Android's
     /// VpnService delivers them) until [`Engine::stop`]. The engine owns
     /// the descriptor from now on and closes it when it stops.
+    ///
+    /// One device at a time: while a packet loop runs this fails with
+    /// [`EngineError::AlreadyRunning`]. A loop that ended on its own, because
+    /// its device went away, makes room for a new device.
     pub fn attach_tun(&self, tun: OwnedFd) -> Result<(), EngineError> {
         self.ensure_running()?;
         let mut stop_slot = self.tun_stop.lock().unwrap_or_else(|e| e.into_inner());
+        let mut task_slot = self.tun_task.lock().unwrap_or_else(|e| e.into_inner());
         if stop_slot.is_some() {
-            return Err(EngineError::AlreadyRunning);
+            if !task_slot.as_ref().is_some_and(|t| t.is_finished()) {
+                return Err(EngineError::AlreadyRunning);
+            }
+            *stop_slot = None;
+            *task_slot = None;
         }
         let device = {
             let _entered = self.handle.enter();
@@ -146,7 +155,7 @@ impl Engine {
             rx,
         ));
         *stop_slot = Some(tx);
-        *self.tun_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        *task_slot = Some(task);
         Ok(())
     }
 

@@ -542,10 +542,42 @@ fn the_loop_ends_when_the_device_reports_end_of_file() {
     let n = phone.recv(&mut reply).expect("an answer through the pair");
     assert!(n > 28, "{n} bytes");
 
+    // A second device is refused while the loop runs.
+    let (_spare, spare_tun) = UnixDatagram::pair().unwrap();
+    assert!(matches!(
+        engine.attach_tun(OwnedFd::from(spare_tun)),
+        Err(crate::engine::EngineError::AlreadyRunning)
+    ));
+
     drop(phone);
     let s = wait_for_loop_end(&engine, Duration::from_secs(5));
     assert!(!s.running, "the loop kept running after EOF: {s:?}");
     assert_eq!(s.read_errors, 0, "EOF is an end, not an error: {s:?}");
+
+    // The engine itself still runs: a new device can be attached and is
+    // answered on.
+    let (phone, tun) = UnixDatagram::pair().unwrap();
+    phone
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    engine.attach_tun(OwnedFd::from(tun)).unwrap();
+    assert!(engine.packet_stats().running);
+    phone
+        .send(&udp_packet(
+            client_v4(),
+            dns_v4(),
+            &query("b.test", "A", 8, None),
+        ))
+        .unwrap();
+    let mut buf = vec![0u8; 1500];
+    let n = phone.recv(&mut buf).expect("an answer on the new device");
+    let Packet::Udp(reply) = parse(&buf[..n]) else {
+        panic!("not a UDP reply");
+    };
+    assert_eq!(
+        decode_answer(reply.payload(&buf[..n])).unwrap().rcode,
+        "NOERROR"
+    );
     engine.stop();
 }
 
