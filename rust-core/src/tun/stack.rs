@@ -367,6 +367,7 @@ impl TcpStack {
     }
 
     /// How many sockets exist, the listener included.
+    #[cfg(feature = "fuzzing")]
     pub(super) fn sockets_in_use(&self) -> usize {
         self.conns.len()
     }
