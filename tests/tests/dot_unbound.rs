@@ -300,6 +300,10 @@ async fn opportunistic_with_853_closed_answers_in_cleartext_then_returns_to_tls(
     );
     let stats = resolver.stats();
     assert_eq!(stats.cleartext_queries, 2);
+    // Every clear-text socket goes through the host's protect hook too (on
+    // Android it must not loop back into the VPN): the refused DoT probe,
+    // one UDP socket per query and the TCP retry of the truncated answer.
+    assert_eq!(host.protected.load(Ordering::SeqCst), 1 + 2 + 1);
     assert!(resolver.in_cleartext_fallback());
     assert!(host
         .events()
