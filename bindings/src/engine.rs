@@ -130,6 +130,13 @@ pub enum EngineEvent {
     },
     /// Opportunistic mode is back on DoT.
     TlsRestored,
+    /// The TUN device passed to `start` went away (its interface was torn
+    /// down), so the engine no longer answers on it. Not sent after
+    /// `stop()`. The engine keeps running; `start` accepts a new device.
+    TunClosed {
+        /// What the device reported, for people.
+        reason: String,
+    },
     /// One answered query (only with `EngineConfig.queryLog`).
     Query {
         /// Query name, e.g. "example.com.".
@@ -172,6 +179,7 @@ impl From<dotcore::Event> for EngineEvent {
                 retry_in_millis: saturating_i64(retry_in.as_millis()),
             },
             E::TlsRestored => EngineEvent::TlsRestored,
+            E::TunClosed { reason } => EngineEvent::TunClosed { reason },
             E::Query {
                 name,
                 qtype,

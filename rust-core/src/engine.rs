@@ -152,6 +152,7 @@ impl Engine {
             device,
             self.resolver.clone(),
             self.packet_counters.clone(),
+            self.host.clone(),
             rx,
         ));
         *stop_slot = Some(tx);

@@ -84,6 +84,14 @@ pub enum Event {
     },
     /// Opportunistic mode is back on DoT.
     TlsRestored,
+    /// The packet loop ended because its TUN device went away (the
+    /// interface was deleted, or the other end of a socket pair standing in
+    /// for it closed). Not sent when [`crate::Engine::stop`] ends the loop.
+    /// The resolver keeps running; a new device may be attached.
+    TunClosed {
+        /// What the device reported, for people.
+        reason: String,
+    },
     /// One answered query, when the query log is enabled.
     Query {
         /// Query name.

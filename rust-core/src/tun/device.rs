@@ -34,7 +34,8 @@ pub(crate) enum ReadOutcome {
     /// stream or sequenced-packet socket pair standing in for the device),
     /// or `EBADFD`, which Linux returns once the TUN interface behind the
     /// descriptor has been deleted (and then returns on every later read).
-    Closed,
+    /// The text says which, for the host.
+    Closed(&'static str),
     /// The read failed.
     Error(io::Error),
 }
@@ -69,10 +70,12 @@ impl TunDevice {
     pub(crate) fn try_read(guard: &mut AsyncFdReadyGuard<'_, File>, buf: &mut [u8]) -> ReadOutcome {
         loop {
             match guard.try_io(|fd| fd.get_ref().read(buf)) {
-                Ok(Ok(0)) => return ReadOutcome::Closed,
+                Ok(Ok(0)) => return ReadOutcome::Closed("end of file on the device"),
                 Ok(Ok(n)) => return ReadOutcome::Packet(n),
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EBADFD) => return ReadOutcome::Closed,
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EBADFD) => {
+                    return ReadOutcome::Closed("the TUN interface was deleted (EBADFD)")
+                }
                 Ok(Err(e)) => return ReadOutcome::Error(e),
                 Err(_would_block) => return ReadOutcome::Empty,
             }

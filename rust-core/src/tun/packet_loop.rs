@@ -23,6 +23,7 @@ use super::device::{ReadOutcome, TunDevice};
 use super::stack::{TcpQuery, TcpStack};
 use super::stats::PacketCounters;
 use super::{is_virtual_dns, MAX_IN_FLIGHT};
+use crate::host::{Event, Host};
 use crate::packet::{
     build_udp_reply, classify_and_count, client_udp_payload_limit, parse, truncate_dns_response,
     Packet, PacketStats, ParsedUdp, Verdict,
@@ -99,12 +100,14 @@ struct LoopState {
 }
 
 /// Answers DNS packets on `device` until `stop` turns true (or its sender
-/// is dropped), then resets open TCP connections, cancels pending
-/// resolutions and closes the device.
+/// is dropped) or the device goes away, then resets open TCP connections,
+/// cancels pending resolutions and closes the device. A device that went
+/// away is reported to `host` as [`Event::TunClosed`].
 pub(crate) async fn run_packet_loop(
     device: TunDevice,
     resolver: Resolver,
     counters: Arc<PacketCounters>,
+    host: Arc<dyn Host>,
     mut stop: watch::Receiver<bool>,
 ) {
     PacketCounters::set(&counters.running, 1);
@@ -130,6 +133,7 @@ pub(crate) async fn run_packet_loop(
         paused: false,
     };
     let mut buf = vec![0u8; MAX_PACKET];
+    let mut device_gone = None;
     loop {
         if *stop.borrow() {
             break;
@@ -164,15 +168,15 @@ pub(crate) async fn run_packet_loop(
                         continue;
                     }
                 };
-                let mut closed = false;
+                let mut closed = None;
                 for _ in 0..READ_BATCH {
                     match TunDevice::try_read(&mut guard, &mut buf) {
                         ReadOutcome::Packet(n) => {
                             state.on_packet(buf.get(..n).unwrap_or_default(), &device).await;
                         }
                         ReadOutcome::Empty => break,
-                        ReadOutcome::Closed => {
-                            closed = true;
+                        ReadOutcome::Closed(why) => {
+                            closed = Some(why);
                             break;
                         }
                         ReadOutcome::Error(e) => {
@@ -188,8 +192,9 @@ pub(crate) async fn run_packet_loop(
                     }
                 }
                 state.publish_classified();
-                if closed {
-                    log::info!("TUN device closed by the other end; packet loop ends");
+                if let Some(why) = closed {
+                    log::warn!("TUN device gone ({why}); the packet loop ends");
+                    device_gone = Some(why);
                     break;
                 }
             }
@@ -205,6 +210,11 @@ pub(crate) async fn run_packet_loop(
     PacketCounters::set(&counters.in_flight, 0);
     state.publish_classified();
     PacketCounters::set(&counters.running, 0);
+    if let Some(why) = device_gone {
+        host.on_event(Event::TunClosed {
+            reason: why.to_string(),
+        });
+    }
     // `device` drops here: the descriptor is closed.
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::config::{Config, CustomServer, Mode, Upstream};
 use crate::engine::Engine;
-use crate::host::NoHost;
+use crate::host::{Event, Host};
 use crate::message::{build_query, decode_answer};
 use crate::packet::{build_udp_reply, parse, Packet, ParsedUdp};
 use crate::wire::Layout;
@@ -149,6 +149,31 @@ fn answer(q: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// An engine whose "TUN" is one end of a socket pair, and the other end.
+/// Keeps the engine's events.
+#[derive(Default)]
+struct EventLog(std::sync::Mutex<Vec<Event>>);
+
+impl Host for EventLog {
+    fn on_event(&self, event: Event) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl EventLog {
+    /// The reasons of the `TunClosed` events so far.
+    fn tun_closed(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::TunClosed { reason } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// Opportunistic mode with a DoT server that refuses at once, so answers
 /// come from `upstream` in clear text.
 fn config_for(upstream: &Upstream53, query_timeout: Duration) -> Config {
@@ -185,6 +210,7 @@ fn wait_for_loop_end(engine: &Engine, wait: Duration) -> PacketPathStats {
 struct Rig {
     engine: Engine,
     phone: UnixDatagram,
+    events: Arc<EventLog>,
     _upstream: Upstream53,
 }
 
@@ -195,15 +221,17 @@ impl Rig {
         phone
             .set_read_timeout(Some(Duration::from_secs(3)))
             .unwrap();
+        let events = Arc::new(EventLog::default());
         let engine = Engine::start(
             &config_for(&upstream, query_timeout),
             OwnedFd::from(tun),
-            Arc::new(NoHost),
+            events.clone(),
         )
         .unwrap();
         Rig {
             engine,
             phone,
+            events,
             _upstream: upstream,
         }
     }
@@ -510,6 +538,8 @@ fn stop_closes_the_descriptor_and_ends_the_loop() {
     // And attaching again is refused rather than leaking a second loop.
     let (_a, b) = UnixDatagram::pair().unwrap();
     assert!(rig.engine.attach_tun(OwnedFd::from(b)).is_err());
+    // A stop is not a lost device.
+    assert!(rig.events.tun_closed().is_empty());
 }
 
 #[test]
@@ -520,10 +550,11 @@ fn the_loop_ends_when_the_device_reports_end_of_file() {
     let upstream = Upstream53::start(false);
     let (phone, tun) =
         socket2::Socket::pair(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None).unwrap();
+    let events = Arc::new(EventLog::default());
     let engine = Engine::start(
         &config_for(&upstream, Duration::from_secs(5)),
         OwnedFd::from(tun),
-        Arc::new(NoHost),
+        events.clone(),
     )
     .unwrap();
     assert!(engine.packet_stats().running, "running as soon as started");
@@ -553,6 +584,7 @@ fn the_loop_ends_when_the_device_reports_end_of_file() {
     let s = wait_for_loop_end(&engine, Duration::from_secs(5));
     assert!(!s.running, "the loop kept running after EOF: {s:?}");
     assert_eq!(s.read_errors, 0, "EOF is an end, not an error: {s:?}");
+    assert_eq!(events.tun_closed(), vec!["end of file on the device"]);
 
     // The engine itself still runs: a new device can be attached and is
     // answered on.
@@ -596,10 +628,11 @@ fn the_loop_ends_when_the_tun_interface_is_deleted() {
         }
     };
     let upstream = Upstream53::start(false);
+    let events = Arc::new(EventLog::default());
     let engine = Engine::start(
         &config_for(&upstream, Duration::from_secs(5)),
         fd,
-        Arc::new(NoHost),
+        events.clone(),
     )
     .unwrap();
     assert!(engine.packet_stats().running);
@@ -620,6 +653,9 @@ fn the_loop_ends_when_the_tun_interface_is_deleted() {
         "the loop kept running on a deleted interface: {s:?}"
     );
     assert_eq!(s.read_errors, 0, "{s:?}");
+    let closed = events.tun_closed();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert!(closed[0].contains("EBADFD"), "{closed:?}");
     engine.stop();
 }
 

@@ -87,6 +87,7 @@ class DotVpnService : VpnService() {
 
         override fun onEvent(event: EngineEvent) {
             hub.onEngineEvent(event)
+            ServiceEvent.fromEngine(event)?.let { submit(it) }
             if (event !is EngineEvent.Query) main.post { refreshNotification() }
         }
     }

@@ -1,5 +1,7 @@
 package app.dotcore.logic
 
+import app.dotcore.ffi.EngineEvent
+
 /** Where the VPN service is. */
 sealed interface ServiceState {
     /** Not running; [error] says why it stopped when it did not stop by request. */
@@ -34,6 +36,21 @@ sealed interface ServiceEvent {
 
     /** Internal: an effect failed (no VPN permission, engine rejected its configuration, ...). */
     data class Failed(val reason: String) : ServiceEvent
+
+    companion object {
+        /**
+         * The service event an engine event calls for, if any: a tunnel that
+         * went away under a running engine (its interface torn down without
+         * a revoke reaching us) leaves the VPN answering nothing, so the
+         * service stops and says why instead of showing itself as on.
+         */
+        fun fromEngine(event: EngineEvent): ServiceEvent? = when (event) {
+            is EngineEvent.TunClosed -> Failed("$TUNNEL_GONE (${event.reason})")
+            else -> null
+        }
+
+        const val TUNNEL_GONE = "The VPN tunnel went away"
+    }
 }
 
 /** What the service must do; executed in order by the Android side. */

@@ -32,7 +32,7 @@ data class ServerStatus(
         is EngineEvent.CleartextFallback -> copy(cleartextReason = event.reason)
         EngineEvent.TlsRestored -> copy(cleartextReason = null)
         EngineEvent.Started -> ServerStatus()
-        EngineEvent.Stopped, is EngineEvent.Query -> this
+        EngineEvent.Stopped, is EngineEvent.Query, is EngineEvent.TunClosed -> this
     }
 }
 

@@ -1,5 +1,6 @@
 package app.dotcore.logic
 
+import app.dotcore.ffi.EngineEvent
 import app.dotcore.ffi.Mode
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
@@ -134,5 +135,20 @@ class ServiceMachineTest {
         val t = m.on(ServiceEvent.SettingsChanged(cloudflare.copy(mode = Mode.OPPORTUNISTIC)))
         assertEquals(ServiceState.Starting(cloudflare), t.next)
         assertTrue(t.effects.isEmpty())
+    }
+
+    @Test
+    fun aTunnelThatWentAwayStopsARunningServiceWithItsReason() {
+        val m = running()
+        val event = ServiceEvent.fromEngine(EngineEvent.TunClosed("the TUN interface was deleted (EBADFD)"))
+        assertTrue(event is ServiceEvent.Failed)
+        val t = m.on(event!!)
+        val stopped = t.next as ServiceState.Stopped
+        assertTrue(stopped.error!!.startsWith(ServiceEvent.TUNNEL_GONE), stopped.error)
+        assertTrue(stopped.error!!.contains("EBADFD"), stopped.error)
+        assertEquals(Effect.StopEngine, t.effects.first())
+        // Other engine events leave the service alone.
+        assertNull(ServiceEvent.fromEngine(EngineEvent.TlsRestored))
+        assertNull(ServiceEvent.fromEngine(EngineEvent.Stopped))
     }
 }
