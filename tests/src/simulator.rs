@@ -431,6 +431,23 @@ impl DotcoreProcess {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
+    /// Waits (bounded) for the process to exit on its own; its status, or
+    /// None if it still runs after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.child.as_mut()?.try_wait().ok()?;
+            if let Some(status) = status {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits (bounded) until stderr contains `needle` `count` times.
     pub fn wait_stderr(&mut self, needle: &str, count: usize, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

@@ -346,6 +346,27 @@ fn network_changes_under_the_engine_and_it_recovers_without_a_restart() {
 
 #[test]
 #[ignore = "needs root and network namespaces: run scripts/test-simulator.sh"]
+fn deleting_the_tun_device_ends_dotcore_tun_with_a_message() {
+    let Some(mut sim) = start(&[], SimOptions::default()) else {
+        return;
+    };
+    let at4 = format!("@{}", dns_v4());
+    assert_eq!(sim.dig_short(&[&at4, zone::A_TEST, "A"]), [A_TEST_V4]);
+    // As when Android tears down a VPN's interface under the app.
+    sim.phone.ip(&["link", "del", TUN_DEV]).unwrap();
+    let status = sim.dotcore().wait_exit(Duration::from_secs(10));
+    let stderr = sim.dotcore().stderr();
+    let status = status.unwrap_or_else(|| panic!("dotcore tun kept running:\n{stderr}"));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("TunClosed"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the TUN device {TUN_DEV} went away")),
+        "{stderr}"
+    );
+}
+
+#[test]
+#[ignore = "needs root and network namespaces: run scripts/test-simulator.sh"]
 fn non_dns_traffic_is_refused_or_dropped_and_counted() {
     let Some(mut sim) = start(&[], SimOptions::default()) else {
         return;

@@ -411,10 +411,15 @@ async fn serve_tcp_client(stream: TcpStream, resolver: Resolver, limit: Arc<Sema
 /// addresses are routed into the device, so upstream sockets never loop.
 struct TunHost {
     query_log: bool,
+    /// Signalled when the device went away, so the command ends.
+    device_gone: tokio::sync::Notify,
 }
 
 impl dotcore::Host for TunHost {
     fn on_event(&self, event: dotcore::Event) {
+        if matches!(event, dotcore::Event::TunClosed { .. }) {
+            self.device_gone.notify_one();
+        }
         if self.query_log || !matches!(event, dotcore::Event::Query { .. }) {
             eprintln!("dotcore: event: {event:?}");
         }
@@ -450,17 +455,24 @@ async fn tun(dev: &str, args: &ServerArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("--dev: cannot open TUN device {dev:?}: {e}"))?;
     let host = Arc::new(TunHost {
         query_log: args.query_log,
+        device_gone: tokio::sync::Notify::new(),
     });
-    let engine = dotcore::Engine::start(&config, fd, host).map_err(|e| e.to_string())?;
+    let engine = dotcore::Engine::start(&config, fd, host.clone()).map_err(|e| e.to_string())?;
     eprintln!(
         "dotcore: answering DNS on {name} at {} and {}",
         dotcore::tun::VIRTUAL_DNS_V4,
         dotcore::tun::VIRTUAL_DNS_V6
     );
+    let mut exit = ExitCode::SUCCESS;
     loop {
         tokio::select! {
             _ = int.recv() => break,
             _ = term.recv() => break,
+            () = host.device_gone.notified() => {
+                eprintln!("dotcore: the TUN device {name} went away; exiting");
+                exit = ExitCode::FAILURE;
+                break;
+            }
             _ = hup.recv() => {
                 eprintln!("dotcore: network changed");
                 engine.network_changed(config.network_resolvers.clone());
@@ -473,7 +485,7 @@ async fn tun(dev: &str, args: &ServerArgs) -> Result<ExitCode, String> {
         println!("{}", engine_stats_json(&engine));
     }
     eprintln!("dotcore: stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(exit)
 }
 
 #[cfg(not(target_os = "linux"))]
