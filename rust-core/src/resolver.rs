@@ -247,6 +247,9 @@ impl Inner {
                 log::debug!("refused client message: {e}");
                 let rcode = match e {
                     QueryError::UnsupportedOpcode(_) => wire::RCODE_NOTIMP,
+                    QueryError::UnsupportedEdnsVersion(_) => {
+                        return wire::badvers_response(bytes);
+                    }
                     _ => wire::RCODE_FORMERR,
                 };
                 return wire::error_response(bytes, rcode);

@@ -28,6 +28,14 @@ pub const RCODE_SERVFAIL: u8 = 2;
 pub const RCODE_NXDOMAIN: u8 = 3;
 /// Not implemented (for opcodes other than QUERY).
 pub const RCODE_NOTIMP: u8 = 4;
+/// Extended response code BADVERS (RFC 6891 §6.1.3, value 16): the query's
+/// EDNS version is not implemented. It needs an OPT record to carry it.
+pub const RCODE_BADVERS: u16 = 16;
+/// The EDNS version this engine implements (RFC 6891).
+pub const EDNS_VERSION: u8 = 0;
+/// The UDP payload size advertised in our OPT records: the value the DNS
+/// Flag Day 2020 settled on, safe against fragmentation on common paths.
+pub const EDNS_UDP_SIZE: u16 = 1232;
 
 /// What is wrong with a DNS message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +387,8 @@ pub enum QueryError {
     UnsupportedOpcode(u8),
     /// Zero or several questions.
     QuestionCount(u16),
+    /// An EDNS version above [`EDNS_VERSION`] (answered with BADVERS).
+    UnsupportedEdnsVersion(u8),
 }
 
 impl fmt::Display for QueryError {
@@ -388,6 +398,9 @@ impl fmt::Display for QueryError {
             QueryError::NotAQuery => f.write_str("message is a response, not a query"),
             QueryError::UnsupportedOpcode(op) => write!(f, "unsupported opcode {op}"),
             QueryError::QuestionCount(n) => write!(f, "query has {n} questions, expected 1"),
+            QueryError::UnsupportedEdnsVersion(v) => {
+                write!(f, "EDNS version {v} (only {EDNS_VERSION} is implemented)")
+            }
         }
     }
 }
@@ -406,6 +419,13 @@ impl Query {
         }
         if layout.qdcount != 1 {
             return Err(QueryError::QuestionCount(layout.qdcount));
+        }
+        if let Some(opt) = layout.opt_record() {
+            // The OPT TTL field: extended RCODE, VERSION, DO and Z flags.
+            let version = opt.ttl.to_be_bytes()[1];
+            if version > EDNS_VERSION {
+                return Err(QueryError::UnsupportedEdnsVersion(version));
+            }
         }
         let key = QuestionKey::of(&bytes, &layout)
             .map_err(QueryError::Malformed)?
@@ -440,7 +460,7 @@ impl Query {
         // OPT: root name, type 41, class = our UDP size, TTL = ext-rcode/version/flags.
         out.push(0);
         out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-        out.extend_from_slice(&1232u16.to_be_bytes());
+        out.extend_from_slice(&EDNS_UDP_SIZE.to_be_bytes());
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&do_bit.to_be_bytes());
         let rdlen_at = out.len();
@@ -529,6 +549,26 @@ pub fn error_response(query: &[u8], rcode: u8) -> Vec<u8> {
     out
 }
 
+/// The answer to a query whose EDNS version we do not implement (RFC 6891
+/// §6.1.3): RCODE BADVERS, split between the header's low four bits and
+/// the OPT record's extended RCODE, with our version, UDP size, and the
+/// query's DO bit (RFC 3225 §3).
+pub fn badvers_response(query: &[u8]) -> Vec<u8> {
+    let mut out = error_response(query, (RCODE_BADVERS & 0x0F) as u8);
+    let do_bit = Layout::parse(query)
+        .ok()
+        .and_then(|l| l.opt_record().map(|o| o.ttl & 0x8000))
+        .unwrap_or(0);
+    let ttl = (u32::from(RCODE_BADVERS >> 4) << 24) | (u32::from(EDNS_VERSION) << 16) | do_bit;
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&EDNS_UDP_SIZE.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out[10..12].copy_from_slice(&1u16.to_be_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,6 +584,47 @@ mod tests {
             q.extend_from_slice(&[0, 8, 0, 4, 0, 1, 24, 0]);
         }
         q
+    }
+
+    /// `sample_query(true)` with EDNS version `v` in its OPT record.
+    fn query_with_edns_version(v: u8) -> Vec<u8> {
+        let mut q = sample_query(true);
+        let opt = *Layout::parse(&q).unwrap().opt_record().unwrap();
+        q[opt.ttl_at + 1] = v;
+        q
+    }
+
+    #[test]
+    fn a_higher_edns_version_is_refused_with_badvers() {
+        assert!(Query::parse(query_with_edns_version(0)).is_ok());
+        let q = query_with_edns_version(1);
+        assert_eq!(
+            Query::parse(q.clone()).unwrap_err(),
+            QueryError::UnsupportedEdnsVersion(1)
+        );
+        let r = badvers_response(&q);
+        let layout = Layout::parse(&r).unwrap();
+        assert_eq!(id(&r), 0x1234);
+        assert!(is_response(&r));
+        assert_eq!(
+            &r[layout.question.clone()],
+            &q[Layout::parse(&q).unwrap().question]
+        );
+        let opt = layout
+            .opt_record()
+            .expect("BADVERS travels in an OPT record");
+        let [ext_rcode, version, flags_hi, _] = opt.ttl.to_be_bytes();
+        // 16 = extended 1 << 4 | header 0.
+        assert_eq!(rcode(&r), 0);
+        assert_eq!(ext_rcode, 1);
+        assert_eq!(version, EDNS_VERSION);
+        assert_eq!(flags_hi & 0x80, 0x80, "DO copied from the query");
+        assert_eq!(u16_at(&r, opt.type_at + 2).unwrap(), EDNS_UDP_SIZE);
+        assert_eq!(opt.rdata_len, 0);
+        // hickory reads the same message with the full RCODE 16 (which it
+        // names BADSIG: IANA gives 16 to both).
+        let parsed = hickory_proto::op::Message::from_vec(&r).unwrap();
+        assert_eq!(u16::from(parsed.metadata.response_code), RCODE_BADVERS);
     }
 
     #[test]

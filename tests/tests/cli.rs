@@ -263,6 +263,27 @@ fn proxy_serves_dig_and_kdig_over_udp_and_tcp_and_prints_stats_on_sigint() {
         format!("\"{}\"", zone::TXT_TEST_VALUE)
     );
 
+    // An EDNS version the proxy does not implement gets BADVERS (RFC 6891
+    // section 6.1.3); dig without negotiation and kdig both show it.
+    let out = dig(&[
+        at,
+        "-p",
+        &port,
+        "+edns=1",
+        "+noednsnegotiation",
+        "+tries=1",
+        zone::A_TEST,
+        "A",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("status: BADVERS"), "{text}");
+    let out = kdig(&[at, "-p", &port, "+edns=1", zone::A_TEST, "A"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("status: BADVERS"), "{text}");
+    // With negotiation, dig retries with version 0 and gets the answer.
+    let out = dig(&[at, "-p", &port, "+edns=1", "+short", zone::A_TEST, "A"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), zone::A_TEST_V4);
+
     let out = proxy.interrupt();
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();

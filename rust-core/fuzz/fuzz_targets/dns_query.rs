@@ -8,8 +8,8 @@
 
 use dotcore::packet::client_udp_payload_limit;
 use dotcore::wire::{
-    error_response, keepalive_timeout, response_for_client, Layout, Query, QuestionKey, HEADER_LEN,
-    RCODE_FORMERR, RCODE_SERVFAIL,
+    badvers_response, error_response, keepalive_timeout, response_for_client, Layout, Query,
+    QuestionKey, HEADER_LEN, RCODE_BADVERS, RCODE_FORMERR, RCODE_SERVFAIL,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -24,6 +24,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(e[2] & 0x80, 0x80, "an error response is a response");
         assert!(Layout::parse(&e).is_ok(), "error response does not parse");
     }
+    let b = badvers_response(data);
+    let layout = Layout::parse(&b).expect("BADVERS response does not parse");
+    let opt = layout.opt_record().expect("BADVERS response without OPT");
+    assert_eq!(opt.ttl >> 24, u32::from(RCODE_BADVERS >> 4));
     let Ok(query) = Query::parse(data.to_vec()) else {
         return;
     };
