@@ -503,10 +503,17 @@ pub fn keepalive_timeout(msg: &[u8], layout: &Layout) -> Option<u16> {
     None
 }
 
-/// Rewrites an upstream response for the client that asked: its ID, and its
-/// OPT record made fit for that client — removed when the client sent no EDNS
-/// (RFC 6891 §7), otherwise stripped of options (keepalive and padding are
-/// about our TLS hop, not the client's).
+/// Rewrites an upstream response for the client that asked: its ID, its
+/// question and RD bit as that client sent them, and its OPT record made fit
+/// for that client — removed when the client sent no EDNS (RFC 6891 §7),
+/// otherwise stripped of options (keepalive and padding are about our TLS
+/// hop, not the client's).
+///
+/// The question matters because an answer from the cache, or one shared by
+/// coalesced queries, was first fetched for a name that may differ in case:
+/// clients that randomise the case of their names (the "0x20" defence
+/// against spoofing) drop answers whose question does not match theirs
+/// byte for byte.
 pub fn response_for_client(response: &[u8], layout: &Layout, query: &Query) -> Vec<u8> {
     let mut out = match layout.opt_record() {
         None => response.to_vec(),
@@ -525,6 +532,20 @@ pub fn response_for_client(response: &[u8], layout: &Layout, query: &Query) -> V
         }
     };
     set_id(&mut out, query.id());
+    // The question precedes every record, so it sits at the same place in
+    // `out`. A question of the same name in another case has the same
+    // length (the first name of a message cannot be compressed).
+    let theirs = query.layout.question.clone();
+    if layout.question == theirs {
+        if let (Some(dst), Some(src)) = (out.get_mut(theirs.clone()), query.bytes.get(theirs)) {
+            if dst.eq_ignore_ascii_case(src) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+    if let (Some(flags), Some(&asked)) = (out.get_mut(2), query.bytes.get(2)) {
+        *flags = (*flags & !0x01) | (asked & 0x01);
+    }
     out
 }
 
@@ -625,6 +646,27 @@ mod tests {
         // names BADSIG: IANA gives 16 to both).
         let parsed = hickory_proto::op::Message::from_vec(&r).unwrap();
         assert_eq!(u16::from(parsed.metadata.response_code), RCODE_BADVERS);
+    }
+
+    #[test]
+    fn the_client_gets_its_own_question_case_and_rd_bit_back() {
+        // The cached answer was fetched for "a.test" with RD set.
+        let mut cached = sample_query(false);
+        cached[2] |= 0x80;
+        let lower = cached[HEADER_LEN..].to_ascii_lowercase();
+        cached[HEADER_LEN..].copy_from_slice(&lower);
+        let cached_layout = Layout::parse(&cached).unwrap();
+        // This client asks "A.TEST" (the sample's case) without RD.
+        let mut asked = sample_query(false);
+        asked[0..2].copy_from_slice(&[0xab, 0xcd]);
+        asked[2] &= !0x01;
+        let query = Query::parse(asked.clone()).unwrap();
+        let out = response_for_client(&cached, &cached_layout, &query);
+        let q = query.layout.question.clone();
+        assert_eq!(&out[q.clone()], &asked[q], "question as the client sent it");
+        assert_eq!(id(&out), 0xabcd);
+        assert_eq!(out[2] & 0x01, 0, "RD as the client sent it");
+        assert!(is_response(&out));
     }
 
     #[test]

@@ -476,6 +476,46 @@ async fn identical_concurrent_queries_are_coalesced() {
     assert!(stats.coalesced > 0);
 }
 
+/// The question of a response, as raw bytes (name, type, class).
+fn question_bytes(msg: &[u8]) -> Vec<u8> {
+    let layout = dotcore::wire::Layout::parse(msg).unwrap();
+    msg[layout.question].to_vec()
+}
+
+#[tokio::test]
+async fn answers_from_cache_and_coalescing_keep_each_clients_name_case() {
+    let Some(server) = start_unbound(UnboundOptions::default()) else {
+        return;
+    };
+    let resolver = Resolver::new(&strict_with_ca(&server), Arc::new(dotcore::NoHost)).unwrap();
+    // Coalesced: the same name in four spellings at once, one upstream query.
+    let spellings = ["case.bench.", "CASE.BENCH.", "cAsE.bEnCh.", "Case.Bench."];
+    let tasks: Vec<_> = spellings
+        .iter()
+        .map(|name| {
+            let r = resolver.clone();
+            let name = name.to_string();
+            tokio::spawn(async move {
+                let query = build_query(&name, "A").unwrap();
+                let answer = r.resolve(&query).await;
+                (query, answer)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (query, answer) = t.await.unwrap();
+        assert_eq!(question_bytes(&answer), question_bytes(&query));
+        assert_eq!(data(&decode_answer(&answer).unwrap()), vec![zone::BENCH_V4]);
+    }
+    assert_eq!(resolver.stats().upstream_queries, 1);
+    // From the cache, in yet another spelling.
+    let query = build_query("CaSe.BeNcH.", "A").unwrap();
+    let answer = resolver.resolve(&query).await;
+    assert_eq!(question_bytes(&answer), question_bytes(&query));
+    assert_eq!(resolver.stats().upstream_queries, 1);
+    assert!(resolver.stats().cache_hits >= 1);
+}
+
 #[tokio::test]
 async fn network_change_drops_connections_and_recovers() {
     let Some(mut server) = start_unbound(UnboundOptions::default()) else {
