@@ -284,6 +284,31 @@ fn proxy_serves_dig_and_kdig_over_udp_and_tcp_and_prints_stats_on_sigint() {
     let out = dig(&[at, "-p", &port, "+edns=1", "+short", zone::A_TEST, "A"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), zone::A_TEST_V4);
 
+    // A DNS response sent to the proxy gets nothing back (answering it,
+    // even with an error, could start an endless exchange with another
+    // server); the next query from the same socket is answered.
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let proxy_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut response = dotcore::message::build_query(zone::A_TEST, "A").unwrap();
+    response[2] |= 0x80;
+    client.send_to(&response, proxy_addr).unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(
+        client.recv_from(&mut buf).is_err(),
+        "a response was answered"
+    );
+    let query = dotcore::message::build_query(zone::A_TEST, "A").unwrap();
+    client.send_to(&query, proxy_addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (n, _) = client.recv_from(&mut buf).expect("the query is answered");
+    let answer = dotcore::message::decode_answer(&buf[..n]).unwrap();
+    assert_eq!(answer.rcode, "NOERROR");
+
     let out = proxy.interrupt();
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();

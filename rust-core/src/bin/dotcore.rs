@@ -337,6 +337,13 @@ async fn serve_udp(socket: Arc<UdpSocket>, resolver: Resolver, limit: Arc<Semaph
                 continue;
             }
         };
+        if dotcore::wire::is_response(&buf[..n]) {
+            // Never answer a response, not even with an error: with a
+            // spoofed source, two servers doing so would answer each other
+            // forever.
+            log::debug!("UDP from {peer}: a DNS response, dropped");
+            continue;
+        }
         let query = buf[..n].to_vec();
         let socket = socket.clone();
         let resolver = resolver.clone();

@@ -14,6 +14,10 @@ pub const DNS_PORT: u16 = 53;
 pub struct PacketStats {
     /// DNS queries over UDP, passed on.
     pub dns_udp: u64,
+    /// Dropped: a DNS response (QR set) sent to the DNS port, where only
+    /// queries belong. It gets no answer, not even an error: two servers that
+    /// each answer the other's error messages would do so forever.
+    pub dns_response: u64,
     /// TCP segments to the DNS port, passed on to the TCP stack.
     pub dns_tcp: u64,
     /// UDP to another port, answered with ICMP port unreachable.
@@ -41,6 +45,7 @@ impl PacketStats {
     pub fn total(&self) -> u64 {
         [
             self.dns_udp,
+            self.dns_response,
             self.dns_tcp,
             self.icmp_answered,
             self.malformed,
@@ -81,6 +86,8 @@ pub enum DropReason {
     NonDnsPort,
     /// No single host to answer.
     NotUnicast,
+    /// A DNS response where a query belongs.
+    DnsResponse,
     /// An ICMP message.
     Icmp,
     /// Another IP protocol, by number.
@@ -103,7 +110,14 @@ pub fn classify_and_count(
             &mut stats.not_unicast,
         ),
         Packet::Udp(udp) if udp.dst.port() == DNS_PORT => {
-            (Verdict::DnsUdp(udp), &mut stats.dns_udp)
+            if crate::wire::is_response(udp.payload(packet)) {
+                (
+                    Verdict::Drop(DropReason::DnsResponse),
+                    &mut stats.dns_response,
+                )
+            } else {
+                (Verdict::DnsUdp(udp), &mut stats.dns_udp)
+            }
         }
         Packet::Udp(_) => match build_port_unreachable(packet, icmp_out) {
             Ok(()) => (Verdict::SendIcmp, &mut stats.icmp_answered),

@@ -1377,6 +1377,14 @@ fn classify_counts_each_packet_once() {
         classify_and_count(&mcast, &mut stats, &mut icmp),
         Verdict::Drop(DropReason::NotUnicast)
     );
+    // A DNS response sent to the DNS port: dropped without an answer.
+    let mut answer_payload = hex(KNOWN_V4)[28..].to_vec();
+    answer_payload[2] |= 0x80;
+    let response = ipv4_udp(src, 1000, dst, 53, &answer_payload);
+    assert_eq!(
+        classify_and_count(&response, &mut stats, &mut icmp),
+        Verdict::Drop(DropReason::DnsResponse)
+    );
     // UDP to another port from a source that must not get ICMP.
     let bcast = ipv4_udp(src, 68, v4("255.255.255.255"), 67, b"x");
     assert_eq!(
@@ -1388,6 +1396,7 @@ fn classify_counts_each_packet_once() {
         stats,
         PacketStats {
             dns_udp: 2,
+            dns_response: 1,
             dns_tcp: 1,
             icmp_answered: 1,
             malformed: 1,
@@ -1399,7 +1408,7 @@ fn classify_counts_each_packet_once() {
             other_protocol: 1,
         }
     );
-    assert_eq!(stats.total(), 12);
+    assert_eq!(stats.total(), 13);
 }
 
 #[test]
@@ -1537,5 +1546,7 @@ fn mutated_dns_payloads_in_valid_datagrams_never_panic() {
             }
         }
     }
-    assert_eq!(stats.dns_udp, 6000);
+    // Each is passed on as a query or, with QR set, dropped as a response.
+    assert_eq!(stats.dns_udp + stats.dns_response, 6000);
+    assert!(stats.dns_udp > 0 && stats.dns_response > 0, "{stats:?}");
 }

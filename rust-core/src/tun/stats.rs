@@ -138,6 +138,7 @@ impl PacketPathStats {
     pub fn dropped(&self) -> u64 {
         let c = &self.classified;
         c.malformed
+            + c.dns_response
             + c.bad_checksum
             + c.fragment
             + c.non_dns_port
@@ -154,7 +155,7 @@ impl PacketPathStats {
             concat!(
                 "{{\"running\":{},\"packets_in\":{},\"bytes_in\":{},\"packets_out\":{},",
                 "\"bytes_out\":{},\"dns_udp\":{},\"dns_tcp_segments\":{},\"udp_answers\":{},",
-                "\"udp_truncated\":{},\"dropped\":{{\"total\":{},\"malformed\":{},",
+                "\"udp_truncated\":{},\"dropped\":{{\"total\":{},\"dns_response\":{},\"malformed\":{},",
                 "\"bad_checksum\":{},\"fragment\":{},\"non_dns_port\":{},\"not_unicast\":{},",
                 "\"icmp\":{},\"other_protocol\":{},\"not_virtual\":{}}},",
                 "\"icmp_unreachable\":{{\"wanted\":{},\"sent\":{},\"rate_limited\":{}}},",
@@ -172,6 +173,7 @@ impl PacketPathStats {
             self.udp_answers,
             self.udp_truncated,
             self.dropped(),
+            c.dns_response,
             c.malformed,
             c.bad_checksum,
             c.fragment,

@@ -397,17 +397,23 @@ fn udp_to_other_ports_gets_icmp_unreachable_and_other_traffic_is_dropped() {
     let sum = ipv4_header_checksum(&ping[..20]);
     ping[10..12].copy_from_slice(&sum.to_be_bytes());
     rig.send(&ping);
+    // A DNS response sent to the DNS address: no answer, not even an error.
+    let mut response = query("a.test", "A", 8, None);
+    response[2] |= 0x80;
+    rig.send(&udp_packet(client_v4(), dns_v4(), &response));
     assert!(
         rig.recv_within(Duration::from_millis(300)).is_none(),
         "nothing answers these"
     );
 
-    let s = rig.wait_stats(|s| s.packets_in == 4);
+    let s = rig.wait_stats(|s| s.packets_in == 5);
     assert_eq!(s.icmp_sent, 2);
     assert_eq!(s.classified.icmp_answered, 2);
     assert_eq!(s.not_virtual, 1);
     assert_eq!(s.classified.icmp, 1);
-    assert_eq!(s.dropped(), 2);
+    assert_eq!(s.classified.dns_response, 1);
+    assert_eq!(s.dropped(), 3);
+    assert_eq!(s.udp_answers, 0);
 }
 
 fn ipv4_header_checksum(h: &[u8]) -> u16 {
