@@ -13,6 +13,8 @@
 //! * TCP to port 53 of a virtual address: handed to a user-space TCP stack
 //!   (smoltcp), framed per RFC 1035 section 4.2.2, pipelined, answers in
 //!   completion order (RFC 7766).
+//! * A DNS response (QR set) to port 53: counted and dropped, never
+//!   answered, so that no exchange of error messages can start.
 //! * Anything else: counted and dropped, or, for UDP to another port,
 //!   answered with a rate-limited ICMP port unreachable.
 //!
