@@ -221,6 +221,15 @@ pub enum ConfigError {
         /// Index of the server.
         server: usize,
     },
+    /// One of the engine's own virtual DNS addresses
+    /// ([`crate::tun::VIRTUAL_DNS_V4`], [`crate::tun::VIRTUAL_DNS_V6`]) given
+    /// as a server: queries sent there would come back to the engine.
+    OwnAddress {
+        /// Index of the server.
+        server: usize,
+        /// The value given.
+        value: String,
+    },
     /// The authentication name is not a valid host name.
     BadName {
         /// Index of the server.
@@ -269,9 +278,9 @@ impl ConfigError {
             }
             ConfigError::NoServers => "servers".into(),
             ConfigError::NoAddress { server } => format!("servers[{server}].addresses"),
-            ConfigError::BadAddress { server, .. } | ConfigError::PortZero { server } => {
-                format!("servers[{server}].addresses")
-            }
+            ConfigError::BadAddress { server, .. }
+            | ConfigError::PortZero { server }
+            | ConfigError::OwnAddress { server, .. } => format!("servers[{server}].addresses"),
             ConfigError::BadName { server, .. } | ConfigError::NoAuthentication { server } => {
                 format!("servers[{server}].name")
             }
@@ -304,6 +313,11 @@ impl fmt::Display for ConfigError {
                 "{value:?} is not an IP address (expected IP, IP:PORT or [IPv6]:PORT)"
             ),
             ConfigError::PortZero { .. } => f.write_str("port 0 is not a usable port"),
+            ConfigError::OwnAddress { value, .. } => write!(
+                f,
+                "{value} is dotcore's own virtual DNS address; queries sent there would come \
+                 back to dotcore"
+            ),
             ConfigError::BadName { value, reason, .. } => {
                 write!(f, "{value:?} is not a valid host name: {reason}")
             }
@@ -464,6 +478,15 @@ fn custom_server(i: usize, s: &CustomServer, mode: Mode) -> Result<ServerSpec, C
         .iter()
         .map(|a| parse_address(a, default_port).map_err(|e| e.at(i)))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(own) = addresses
+        .iter()
+        .find(|a| crate::tun::is_virtual_dns(a.ip()))
+    {
+        return Err(ConfigError::OwnAddress {
+            server: i,
+            value: own.ip().to_string(),
+        });
+    }
     let auth_name = match s.name.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(n) => Some(check_host_name(n).map_err(|reason| ConfigError::BadName {
@@ -668,6 +691,21 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(cfg.validate().unwrap_err().field(), "max_in_flight");
+    }
+
+    #[test]
+    fn the_engines_own_virtual_addresses_are_not_servers() {
+        for own in ["10.111.222.3", "[fd64:d07c:0:1::53]:853"] {
+            let err = custom(Some("dot.test"), &["192.0.2.1", own], &[])
+                .validate()
+                .unwrap_err();
+            assert!(
+                matches!(err, ConfigError::OwnAddress { server: 0, .. }),
+                "{err}"
+            );
+            assert_eq!(err.field(), "servers[0].addresses");
+            assert!(err.to_string().contains("own virtual DNS address"), "{err}");
+        }
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl Resolver {
                 announced: false,
             }),
             servers: RwLock::new(Vec::new()),
-            network_resolvers: RwLock::new(config.network_resolvers.clone()),
+            network_resolvers: RwLock::new(without_own_addresses(config.network_resolvers.clone())),
             host,
             dialer,
             stats,
@@ -519,6 +519,7 @@ impl Inner {
     }
 
     async fn network_changed(self: &Arc<Self>, resolvers: Vec<SocketAddr>) {
+        let resolvers = without_own_addresses(resolvers);
         if let Ok(mut r) = self.network_resolvers.write() {
             *r = resolvers;
         }
@@ -578,5 +579,33 @@ impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
         // Dropping the senders wakes the waiters, who then ask themselves.
         drop(self.take());
+    }
+}
+
+/// The network's resolvers minus the engine's own virtual DNS addresses: a
+/// host that reports the VPN's DNS servers as the network's would otherwise
+/// have the clear-text fallback send queries back to the engine (or, through
+/// a protected socket, to an address that exists nowhere).
+fn without_own_addresses(mut resolvers: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    resolvers.retain(|r| {
+        let own = crate::tun::is_virtual_dns(r.ip());
+        if own {
+            log::warn!("network resolver {r} is dotcore's own virtual DNS address; ignored");
+        }
+        !own
+    });
+    resolvers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_virtual_addresses_are_never_network_resolvers() {
+        let own4 = SocketAddr::new(crate::tun::VIRTUAL_DNS_V4.into(), 53);
+        let own6 = SocketAddr::new(crate::tun::VIRTUAL_DNS_V6.into(), 53);
+        let real: SocketAddr = "192.0.2.53:53".parse().unwrap();
+        assert_eq!(without_own_addresses(vec![own4, real, own6]), vec![real]);
     }
 }
