@@ -128,6 +128,33 @@ fn bad_input_is_one_line_naming_the_problem() {
         (&["query", "a.test", "--name", "x.test"], "--server"),
         (&["query", "a.test", "--fallback", "nope"], "--fallback"),
         (&["proxy", "--listen", "localhost"], "--listen"),
+        (
+            &[
+                "proxy",
+                // Not a local address: should the check go, binding fails
+                // (a different message) instead of a proxy running on.
+                "--listen",
+                "192.0.2.1:5399",
+                "--mode",
+                "opportunistic",
+                "--server",
+                "127.0.0.1",
+                "--fallback",
+                "192.0.2.1:5399",
+            ],
+            "own --listen address",
+        ),
+        (
+            &[
+                "query",
+                "a.test",
+                "--server",
+                "10.111.222.3",
+                "--name",
+                "dot.test",
+            ],
+            "own virtual DNS address",
+        ),
     ];
     for (args, needle) in cases {
         let out = dotcore(args);

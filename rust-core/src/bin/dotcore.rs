@@ -285,6 +285,13 @@ async fn proxy(listen: &str, max_concurrent: usize, args: &ServerArgs) -> Result
         return Err("--max-concurrent: must be above 0".into());
     }
     let resolver = args.resolver()?;
+    if let Ok(config) = args.config() {
+        if config.network_resolvers.contains(&addr) {
+            return Err(format!(
+                "--fallback: {addr} is this proxy's own --listen address; queries would loop"
+            ));
+        }
+    }
     let udp = Arc::new(
         UdpSocket::bind(addr)
             .await
