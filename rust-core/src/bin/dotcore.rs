@@ -167,13 +167,16 @@ impl ServerArgs {
     }
 
     fn resolver(&self) -> Result<Resolver, String> {
-        let config = self.config()?;
+        self.resolver_for(&self.config()?)
+    }
+
+    fn resolver_for(&self, config: &Config) -> Result<Resolver, String> {
         let host: Arc<dyn dotcore::Host> = if self.query_log {
             Arc::new(StderrLog)
         } else {
             Arc::new(NoHost)
         };
-        Resolver::new(&config, host).map_err(|e| e.to_string())
+        Resolver::new(config, host).map_err(|e| e.to_string())
     }
 }
 
@@ -284,14 +287,13 @@ async fn proxy(listen: &str, max_concurrent: usize, args: &ServerArgs) -> Result
     if max_concurrent == 0 {
         return Err("--max-concurrent: must be above 0".into());
     }
-    let resolver = args.resolver()?;
-    if let Ok(config) = args.config() {
-        if config.network_resolvers.contains(&addr) {
-            return Err(format!(
-                "--fallback: {addr} is this proxy's own --listen address; queries would loop"
-            ));
-        }
+    let config = args.config()?;
+    if config.network_resolvers.contains(&addr) {
+        return Err(format!(
+            "--fallback: {addr} is this proxy's own --listen address; queries would loop"
+        ));
     }
+    let resolver = args.resolver_for(&config)?;
     let udp = Arc::new(
         UdpSocket::bind(addr)
             .await
