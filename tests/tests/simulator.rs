@@ -203,6 +203,25 @@ fn answers_over_512_bytes_are_truncated_over_udp_and_whole_over_tcp() {
     let k = sim.kdig(&["+bufsize=1232", "+notcp", &at6, zone::BIG_TEST, "TXT"]);
     assert!(flags_of(&k).contains(&"tc".to_string()), "{}", describe(&k));
 
+    // A client that advertises 4096 bytes gets the ~2.1 KB answer whole over
+    // UDP, in one IP packet larger than the TUN's MTU (1500, as the app sets
+    // it), over IPv4 and IPv6: the kernel takes it from the device whole.
+    let link = sim.phone.ip_output(&["link", "show", TUN_DEV]);
+    assert!(link.contains("mtu 1500"), "{link}");
+    for at in [&at4, &at6] {
+        let big = sim.dig(&["+bufsize=4096", "+ignore", at, zone::BIG_TEST, "TXT"]);
+        assert!(
+            !flags_of(&big).contains(&"tc".to_string()),
+            "{}",
+            describe(&big)
+        );
+        assert!(
+            stdout(&big).contains(&format!("ANSWER: {BIG_TEST_RECORDS}")),
+            "{}",
+            describe(&big)
+        );
+    }
+
     // Over TCP, the whole RRset.
     let tcp = sim.dig_short(&["+tcp", &at4, zone::BIG_TEST, "TXT"]);
     assert_eq!(tcp.len(), BIG_TEST_RECORDS, "{tcp:?}");
