@@ -174,10 +174,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Runs `dotcore proxy`, waits until it answers, and stops it with SIGINT.
+/// Runs `dotcore proxy`, waits until it answers, and stops it with SIGINT
+/// (or kills it if the test ends another way).
 struct Proxy {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     addr: SocketAddr,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Proxy {
@@ -197,7 +207,10 @@ impl Proxy {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let proxy = Proxy { child, addr };
+        let proxy = Proxy {
+            child: Some(child),
+            addr,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(addr).is_ok() {
@@ -213,20 +226,22 @@ impl Proxy {
     }
 
     fn interrupt(mut self) -> Output {
-        // SAFETY-free: kill(1) the shell tool sends SIGINT by pid.
+        let mut child = self.child.take().expect("running");
+        // kill(1) sends the SIGINT, so no unsafe libc call is needed here.
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args(["-INT", &child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if self.child.try_wait().unwrap().is_some() {
-                return self.child.wait_with_output().unwrap();
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("proxy did not exit on SIGINT");
     }
 }
@@ -342,4 +357,62 @@ fn proxy_serves_dig_and_kdig_over_udp_and_tcp_and_prints_stats_on_sigint() {
     let stats = stdout.lines().last().expect("stats line");
     assert!(stats.starts_with("{\"queries\":"), "{stats}");
     assert!(stats.contains("\"handshakes_full\":1"), "{stats}");
+}
+
+#[test]
+fn proxy_tcp_clients_are_bounded_in_number_and_in_time() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let Some(server) = start() else { return };
+    let proxy = Proxy::start(&server);
+    let addr: SocketAddr = format!("127.0.0.1:{}", proxy.port()).parse().unwrap();
+    let query = dotcore::message::build_query(zone::A_TEST, "A").unwrap();
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&query);
+    let answered = |s: &mut TcpStream| -> bool {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if s.write_all(&framed).is_err() {
+            return false;
+        }
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).is_ok()
+    };
+
+    // A client that announces a query and never sends it is disconnected
+    // (after the proxy's 10 s timeout), not served forever.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled.write_all(&[0, 40, 1, 2, 3]).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = stalled.read(&mut buf);
+    assert!(
+        matches!(n, Ok(0))
+            || n.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "expected the proxy to close the connection, got {n:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(19));
+
+    // 256 clients are served; the next connection is closed at once; the
+    // connected ones keep working.
+    let mut clients: Vec<TcpStream> = (0..256)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    assert!(answered(&mut clients[0]));
+    assert!(answered(&mut clients[255]));
+    let mut extra = TcpStream::connect(addr).unwrap();
+    assert!(!answered(&mut extra), "a 257th client was served");
+    assert!(answered(&mut clients[100]));
+    // A slot frees when a client leaves.
+    drop(clients.pop());
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = TcpStream::connect(addr).unwrap();
+    assert!(answered(&mut again), "a freed slot was not reused");
+    let out = proxy.interrupt();
+    assert!(out.status.success());
 }

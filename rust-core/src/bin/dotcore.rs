@@ -367,11 +367,25 @@ async fn serve_udp(socket: Arc<UdpSocket>, resolver: Resolver, limit: Arc<Semaph
     }
 }
 
+/// TCP clients served at once. Further connections are closed as soon as
+/// they are accepted, so that clients cannot take every descriptor of the
+/// process.
+const MAX_TCP_CLIENTS: usize = 256;
+
 async fn serve_tcp(listener: TcpListener, resolver: Resolver, limit: Arc<Semaphore>) {
+    let clients = Arc::new(Semaphore::new(MAX_TCP_CLIENTS));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(serve_tcp_client(stream, resolver.clone(), limit.clone()));
+            Ok((stream, peer)) => {
+                let Ok(slot) = clients.clone().try_acquire_owned() else {
+                    log::debug!("TCP from {peer}: {MAX_TCP_CLIENTS} clients connected; closed");
+                    continue;
+                };
+                let (resolver, limit) = (resolver.clone(), limit.clone());
+                tokio::spawn(async move {
+                    serve_tcp_client(stream, resolver, limit).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 log::warn!("TCP accept: {e}");
@@ -381,9 +395,14 @@ async fn serve_tcp(listener: TcpListener, resolver: Resolver, limit: Arc<Semapho
     }
 }
 
+/// How long a TCP client may take to send a whole query, and stay idle
+/// between queries, before the connection is closed (RFC 7766 §6.2.3
+/// suggests seconds).
+const TCP_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One TCP client: queries answered concurrently, answers written in
-/// completion order (RFC 7766 §6.2.1.1), the connection closed after 10 s
-/// without a query (RFC 7766 §6.2.3 suggests seconds).
+/// completion order (RFC 7766 §6.2.1.1), the connection closed when the
+/// client is idle, or sends a query too slowly, for [`TCP_CLIENT_TIMEOUT`].
 async fn serve_tcp_client(stream: TcpStream, resolver: Resolver, limit: Arc<Semaphore>) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
@@ -399,13 +418,16 @@ async fn serve_tcp_client(stream: TcpStream, resolver: Resolver, limit: Arc<Sema
         }
     });
     loop {
-        let len = match tokio::time::timeout(Duration::from_secs(10), reader.read_u16()).await {
+        let len = match tokio::time::timeout(TCP_CLIENT_TIMEOUT, reader.read_u16()).await {
             Ok(Ok(len)) => len as usize,
             _ => break,
         };
         let mut query = vec![0u8; len];
-        if reader.read_exact(&mut query).await.is_err() {
-            break;
+        // A client that announces a length and then stalls must not hold
+        // the connection (and its buffer) forever.
+        match tokio::time::timeout(TCP_CLIENT_TIMEOUT, reader.read_exact(&mut query)).await {
+            Ok(Ok(_)) => {}
+            _ => break,
         }
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break;
