@@ -404,7 +404,12 @@ impl Inner {
             let message = query.to_upstream(0, self.config.padding_block, true);
             Stats::add(&self.stats.upstream_queries, 1);
             match connection.exchange(message, query.key.clone()).await {
-                Ok(answer) => return Ok(answer),
+                Ok(mut answer) => {
+                    if !connection.authenticated {
+                        wire::clear_authentic_data(&mut answer.bytes);
+                    }
+                    return Ok(answer);
+                }
                 Err(e @ (ExchangeError::Closed | ExchangeError::BadResponse)) => {
                     result = Err(DotFailure::Exchange(e));
                 }
@@ -450,8 +455,9 @@ impl Inner {
             .map(|r| r.clone())
             .unwrap_or_default();
         match tokio::time::timeout_at(deadline, cleartext.exchange(query, &resolvers)).await {
-            Ok(Ok((bytes, layout))) => {
+            Ok(Ok((mut bytes, layout))) => {
                 Stats::add(&self.stats.cleartext_queries, 1);
+                wire::clear_authentic_data(&mut bytes);
                 Ok((bytes, layout, AnswerSource::Cleartext))
             }
             Ok(Err(e)) => {

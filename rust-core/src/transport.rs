@@ -99,6 +99,9 @@ pub(crate) struct HandshakeInfo {
 /// A handle on a live connection. Cloning shares the connection.
 #[derive(Clone)]
 pub(crate) struct Connection {
+    /// Whether the server authenticated in the handshake (always in strict
+    /// mode); an unauthenticated server's AD bits are not passed on.
+    pub authenticated: bool,
     tx: mpsc::Sender<Request>,
     closed: Arc<AtomicBool>,
     shutdown: Arc<Notify>,
@@ -171,6 +174,7 @@ impl Connection {
         };
         Ok((
             Connection {
+                authenticated,
                 tx,
                 closed,
                 shutdown,

@@ -279,6 +279,21 @@ pub fn is_response(msg: &[u8]) -> bool {
     msg.get(2).is_some_and(|b| b & 0x80 != 0)
 }
 
+/// Clears the AD (authentic data) bit. The engine passes AD on only from a
+/// server that authenticated over TLS: from anyone else it is an unproven
+/// claim that an on-path attacker could make (RFC 4035 §4.9.3, RFC 6840
+/// §5.7: AD is only as good as the channel it came over).
+pub fn clear_authentic_data(msg: &mut [u8]) {
+    if let Some(flags) = msg.get_mut(3) {
+        *flags &= !0x20;
+    }
+}
+
+/// Whether the AD (authentic data) bit is set.
+pub fn is_authentic_data(msg: &[u8]) -> bool {
+    msg.get(3).is_some_and(|b| b & 0x20 != 0)
+}
+
 /// Whether the TC bit is set.
 pub fn is_truncated(msg: &[u8]) -> bool {
     msg.get(2).is_some_and(|b| b & 0x02 != 0)

@@ -188,6 +188,10 @@ pub struct ServeOptions {
     /// units of 100 ms) on every answer to a query that carried EDNS, as
     /// Unbound does; `None` sends no keepalive option.
     pub edns_keepalive: Option<u16>,
+    /// Set the AD bit on every answer, as a validating resolver does for
+    /// data it validated: the client must pass it on only from a server
+    /// that authenticated.
+    pub authentic_data: bool,
 }
 
 impl Default for ServeOptions {
@@ -198,6 +202,7 @@ impl Default for ServeOptions {
             response_delay: Duration::ZERO,
             idle_timeout: Some(Duration::from_secs(300)),
             edns_keepalive: None,
+            authentic_data: false,
         }
     }
 }
@@ -856,11 +861,7 @@ async fn write_answers<W: AsyncWrite + Unpin>(
                 sleep_until(due).await;
                 for q in batch.drain(..).rev() {
                     writer
-                        .write_all(&frame(&answer_bytes(
-                            &q.body,
-                            false,
-                            options.edns_keepalive,
-                        )))
+                        .write_all(&frame(&answer_bytes(&q.body, false, options)))
                         .await?;
                     stats.answers_sent.fetch_add(1, Ordering::SeqCst);
                 }
@@ -874,15 +875,13 @@ async fn write_answers<W: AsyncWrite + Unpin>(
             Behaviour::Garbage => frame(&garbage_payload(&query.body)),
             Behaviour::WrongLength(LengthFault::Zero) => vec![0, 0],
             Behaviour::WrongLength(LengthFault::Overstated) => {
-                let body = answer_bytes(&query.body, false, options.edns_keepalive);
+                let body = answer_bytes(&query.body, false, options);
                 let mut out = ((body.len() + 100) as u16).to_be_bytes().to_vec();
                 out.extend_from_slice(&body);
                 out
             }
-            Behaviour::HugeAnswer => {
-                frame(&answer_bytes(&query.body, true, options.edns_keepalive))
-            }
-            _ => frame(&answer_bytes(&query.body, false, options.edns_keepalive)),
+            Behaviour::HugeAnswer => frame(&answer_bytes(&query.body, true, options)),
+            _ => frame(&answer_bytes(&query.body, false, options)),
         };
         writer.write_all(&out).await?;
         writer.flush().await?;
@@ -953,11 +952,12 @@ fn frame(body: &[u8]) -> Vec<u8> {
 /// The wire answer to a raw query, with an edns-tcp-keepalive option when
 /// `keepalive` is set and the query had EDNS; FORMERR (ID echoed) if it does
 /// not parse.
-fn answer_bytes(query: &[u8], huge: bool, keepalive: Option<u16>) -> Vec<u8> {
+fn answer_bytes(query: &[u8], huge: bool, options: &ServeOptions) -> Vec<u8> {
     match Message::from_vec(query) {
         Ok(q) => {
             let mut answer = build_answer(&q, huge);
-            if let (Some(units), Some(edns)) = (keepalive, answer.edns.as_mut()) {
+            answer.metadata.authentic_data = options.authentic_data;
+            if let (Some(units), Some(edns)) = (options.edns_keepalive, answer.edns.as_mut()) {
                 edns.options_mut().insert(EdnsOption::Unknown(
                     KEEPALIVE_OPTION,
                     units.to_be_bytes().to_vec(),

@@ -24,8 +24,8 @@ use std::time::Duration;
 use dotcore::message::{build_query, decode_answer};
 use dotcore::{CacheConfig, Config, CustomServer, Mode, NoHost, Resolver, Timeouts, Upstream};
 use dotcore_tests::fault_server::{
-    black_hole_connect_addr, refused_addr, Behaviour, FaultServer, LengthFault, TlsIdentity,
-    A_ANSWER, HUGE_TXT_RECORDS,
+    black_hole_connect_addr, refused_addr, Behaviour, FaultServer, LengthFault, ServeOptions,
+    TlsIdentity, A_ANSWER, HUGE_TXT_RECORDS,
 };
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RData};
@@ -736,6 +736,89 @@ async fn two_clients_with_the_same_id_get_their_own_answers() {
     assert_eq!(s.upstream_queries, 2);
     assert_eq!(s.failures(), 0);
     assert_eq!(server.queries_received(), 2);
+}
+
+// ---------------------------------------------------------------- AD bit --
+
+/// AD from a server that authenticated is passed on; from one that did not
+/// (opportunistic TLS to an untrusted certificate) it is cleared: anyone on
+/// the path could have set it.
+#[tokio::test]
+async fn authentic_data_is_passed_on_only_from_an_authenticated_server() {
+    let _m = MACHINE.read().await;
+    let tls = TlsIdentity::generate(NAME);
+    let options = ServeOptions {
+        authentic_data: true,
+        ..ServeOptions::default()
+    };
+    let server = FaultServer::start_with(Behaviour::Normal, tls.clone(), options);
+
+    let strict = resolver(&config_for(&[server.addr()], &tls));
+    let (resp, _) = ask(&strict, "ad1.test", 0x0ad1).await;
+    let m = parse(&resp);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.metadata.authentic_data, "AD from an authenticated server");
+
+    // No CA for the server's certificate: opportunistic TLS goes ahead
+    // without authentication.
+    let unauthenticated = resolver(&Config {
+        mode: Mode::Opportunistic,
+        extra_ca_pem: None,
+        ..config_for(&[server.addr()], &tls)
+    });
+    let (resp, _) = ask(&unauthenticated, "ad2.test", 0x0ad2).await;
+    let m = parse(&resp);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(unauthenticated.stats().cleartext_queries, 0, "over TLS");
+    assert_eq!(unauthenticated.stats().handshakes_full, 1);
+    assert!(
+        !m.metadata.authentic_data,
+        "AD from an unauthenticated server"
+    );
+}
+
+/// A clear-text DNS server on loopback UDP that answers every query with
+/// the query itself turned into a response with AD set, as a forged answer
+/// on the path could. Serves at most `n` queries, for at most 10 s.
+fn udp_server_claiming_authentic_data(n: usize) -> SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        for _ in 0..n {
+            let Ok((len, peer)) = socket.recv_from(&mut buf) else {
+                return;
+            };
+            let reply = &mut buf[..len];
+            if reply.len() >= 4 {
+                reply[2] |= 0x80; // QR
+                reply[3] |= 0x80 | 0x20; // RA, AD
+            }
+            let _ = socket.send_to(reply, peer);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn authentic_data_from_clear_text_is_cleared() {
+    let _m = MACHINE.read().await;
+    let tls = TlsIdentity::generate(NAME);
+    let refusing = refused_addr().expect("reserve a port");
+    let plain = udp_server_claiming_authentic_data(4);
+    let r = resolver(&Config {
+        mode: Mode::Opportunistic,
+        network_resolvers: vec![plain],
+        ..config_for(&[refusing.addr()], &tls)
+    });
+    let (resp, _) = ask(&r, "ad3.test", 0x0ad3).await;
+    let m = parse(&resp);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(r.stats().cleartext_queries, 1, "answered in clear text");
+    assert!(!m.metadata.authentic_data, "AD from clear text");
 }
 
 // --------------------------------------------------------------- shutdown --

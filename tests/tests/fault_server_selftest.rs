@@ -399,6 +399,7 @@ async fn duplex_with_virtual_rtt() {
         response_delay: Duration::from_secs(5),
         idle_timeout: None,
         edns_keepalive: None,
+        ..ServeOptions::default()
     };
     let server = tokio::spawn(serve_stream_with(
         server_io,

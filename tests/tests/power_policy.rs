@@ -60,6 +60,7 @@ impl Dialer for PipeDialer {
                     response_delay: RTT,
                     idle_timeout: None,
                     edns_keepalive: self.keepalive,
+                    ..ServeOptions::default()
                 },
                 self.server.clone(),
             ));

@@ -110,6 +110,7 @@ impl Dialer for CountingDialer {
                     response_delay: Duration::from_millis(20),
                     idle_timeout: None,
                     edns_keepalive: None,
+                    ..ServeOptions::default()
                 },
                 ServerStats::new(),
             ));

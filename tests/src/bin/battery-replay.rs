@@ -132,6 +132,7 @@ impl Dialer for ReplayDialer {
                 response_delay: Duration::ZERO,
                 idle_timeout: None,
                 edns_keepalive: None,
+                ..ServeOptions::default()
             };
             tokio::spawn(serve_stream_with(
                 server_side,
