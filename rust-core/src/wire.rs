@@ -289,11 +289,6 @@ pub fn clear_authentic_data(msg: &mut [u8]) {
     }
 }
 
-/// Whether the AD (authentic data) bit is set.
-pub fn is_authentic_data(msg: &[u8]) -> bool {
-    msg.get(3).is_some_and(|b| b & 0x20 != 0)
-}
-
 /// Whether the TC bit is set.
 pub fn is_truncated(msg: &[u8]) -> bool {
     msg.get(2).is_some_and(|b| b & 0x02 != 0)
@@ -682,6 +677,19 @@ mod tests {
         assert_eq!(id(&out), 0xabcd);
         assert_eq!(out[2] & 0x01, 0, "RD as the client sent it");
         assert!(is_response(&out));
+    }
+
+    #[test]
+    fn clearing_ad_touches_only_that_bit() {
+        let mut m = sample_query(false);
+        m[2] = 0x81;
+        m[3] = 0xB0; // RA, AD, CD
+        let before = m.clone();
+        clear_authentic_data(&mut m);
+        assert_eq!(m[3], 0x90);
+        assert_eq!(m[..3], before[..3]);
+        assert_eq!(m[4..], before[4..]);
+        clear_authentic_data(&mut []);
     }
 
     #[test]
