@@ -40,16 +40,17 @@ sealed interface ServiceEvent {
     companion object {
         /**
          * The service event an engine event calls for, if any: a tunnel that
-         * went away under a running engine (its interface torn down without
-         * a revoke reaching us) leaves the VPN answering nothing, so the
-         * service stops and says why instead of showing itself as on.
+         * went away under a running engine leaves the VPN answering nothing,
+         * so the service stops and says why instead of showing itself as on.
+         * When Android revokes the VPN this may arrive before `onRevoke`,
+         * hence the message names the likely causes.
          */
         fun fromEngine(event: EngineEvent): ServiceEvent? = when (event) {
             is EngineEvent.TunClosed -> Failed("$TUNNEL_GONE (${event.reason})")
             else -> null
         }
 
-        const val TUNNEL_GONE = "The VPN tunnel went away"
+        const val TUNNEL_GONE = "The VPN tunnel was closed, most likely by Android or by another VPN app"
     }
 }
 
