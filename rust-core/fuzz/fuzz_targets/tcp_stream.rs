@@ -21,10 +21,7 @@ use dotcore::tun::{
 };
 use libfuzzer_sys::fuzz_target;
 use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::{
-    IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket,
-    TcpRepr, TcpSeqNumber,
-};
+use smoltcp::wire::{IpAddress, IpProtocol, IpRepr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber};
 
 /// Steps per input: enough for several connections' lives.
 const MAX_STEPS: usize = 512;
@@ -84,48 +81,12 @@ impl Client {
 /// An IP packet holding `tcp` from `src` to `dst`, checksums filled in.
 fn ip_packet(src: IpAddress, dst: IpAddress, tcp: &TcpRepr<'_>) -> Vec<u8> {
     let caps = ChecksumCapabilities::default();
-    let tcp_len = tcp.buffer_len();
-    match (src, dst) {
-        (IpAddress::Ipv4(s), IpAddress::Ipv4(d)) => {
-            let ip = Ipv4Repr {
-                src_addr: s,
-                dst_addr: d,
-                next_header: IpProtocol::Tcp,
-                payload_len: tcp_len,
-                hop_limit: 64,
-            };
-            let mut buf = vec![0u8; ip.buffer_len() + tcp_len];
-            let mut packet = Ipv4Packet::new_unchecked(&mut buf);
-            ip.emit(&mut packet, &caps);
-            tcp.emit(
-                &mut TcpPacket::new_unchecked(packet.payload_mut()),
-                &src,
-                &dst,
-                &caps,
-            );
-            buf
-        }
-        (IpAddress::Ipv6(s), IpAddress::Ipv6(d)) => {
-            let ip = Ipv6Repr {
-                src_addr: s,
-                dst_addr: d,
-                next_header: IpProtocol::Tcp,
-                payload_len: tcp_len,
-                hop_limit: 64,
-            };
-            let mut buf = vec![0u8; ip.buffer_len() + tcp_len];
-            let mut packet = Ipv6Packet::new_unchecked(&mut buf);
-            ip.emit(&mut packet);
-            tcp.emit(
-                &mut TcpPacket::new_unchecked(packet.payload_mut()),
-                &src,
-                &dst,
-                &caps,
-            );
-            buf
-        }
-        _ => unreachable!("both addresses come from one family"),
-    }
+    let ip = IpRepr::new(src, dst, IpProtocol::Tcp, tcp.buffer_len(), 64);
+    let mut buf = vec![0u8; ip.buffer_len()];
+    ip.emit(&mut buf[..], &caps);
+    let segment = &mut buf[ip.header_len()..];
+    tcp.emit(&mut TcpPacket::new_unchecked(segment), &src, &dst, &caps);
+    buf
 }
 
 /// A segment from `client`, shaped by the script: flags, a small offset
