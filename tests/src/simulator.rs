@@ -499,31 +499,22 @@ impl DotcoreProcess {
     /// Returns the exit status and the last stdout line (the final counters
     /// with --stats).
     pub fn terminate(&mut self) -> Result<(std::process::ExitStatus, String), String> {
-        let mut child = self.child.take().ok_or("not running")?;
-        if let Ok(pid) = i32::try_from(child.id()) {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
+        if self.child.is_none() {
+            return Err("not running".into());
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    let last = self.stdout().lines().last().unwrap_or_default().to_string();
-                    return Ok((status, last));
-                }
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!(
-                        "dotcore did not exit within 10 s of SIGTERM; stderr:\n{}",
-                        self.stderr()
-                    ));
-                }
-            }
+        self.signal(libc::SIGTERM);
+        if let Some(status) = self.wait_exit(Duration::from_secs(10)) {
+            let last = self.stdout().lines().last().unwrap_or_default().to_string();
+            return Ok((status, last));
         }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Err(format!(
+            "dotcore did not exit within 10 s of SIGTERM; stderr:\n{}",
+            self.stderr()
+        ))
     }
 }
 
