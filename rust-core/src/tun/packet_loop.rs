@@ -168,7 +168,6 @@ pub(crate) async fn run_packet_loop(
                         continue;
                     }
                 };
-                let mut closed = None;
                 for _ in 0..READ_BATCH {
                     match TunDevice::try_read(&mut guard, &mut buf) {
                         ReadOutcome::Packet(n) => {
@@ -176,7 +175,7 @@ pub(crate) async fn run_packet_loop(
                         }
                         ReadOutcome::Empty => break,
                         ReadOutcome::Closed(why) => {
-                            closed = Some(why);
+                            device_gone = Some(why);
                             break;
                         }
                         ReadOutcome::Error(e) => {
@@ -192,9 +191,8 @@ pub(crate) async fn run_packet_loop(
                     }
                 }
                 state.publish_classified();
-                if let Some(why) = closed {
+                if let Some(why) = device_gone {
                     log::warn!("TUN device gone ({why}); the packet loop ends");
-                    device_gone = Some(why);
                     break;
                 }
             }
