@@ -32,6 +32,7 @@ Usage:
       so the same jar always gives the same bytes)
 """
 
+import os
 import struct
 import sys
 import zipfile
@@ -319,13 +320,15 @@ def framework_apk(jar_path, out_path):
         manifest = jar.read("AndroidManifest.xml")
         table = densify(jar.read("resources.arsc"))
     tmp = out_path + ".tmp"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, blob in (("AndroidManifest.xml", manifest), ("resources.arsc", table)):
+    with zipfile.ZipFile(tmp, "w") as z:
+        # resources.arsc stored, as in an APK: aapt2 maps it, and warns
+        # about a compressed one.
+        for name, blob, how in (("AndroidManifest.xml", manifest, zipfile.ZIP_DEFLATED),
+                                ("resources.arsc", table, zipfile.ZIP_STORED)):
             info = zipfile.ZipInfo(name, date_time=(2008, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = how
             info.external_attr = 0o644 << 16
             z.writestr(info, blob)
-    import os
     os.replace(tmp, out_path)
 
 
