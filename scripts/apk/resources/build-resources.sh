@@ -14,7 +14,10 @@
 #    from android/app/build.gradle.kts and min/target SDK from the version
 #    catalog, given to aapt2 link as flags.
 # 3. aapt2 compile android/app/src/main/res, aapt2 link, then the result is
-#    checked with aapt2 dump badging.
+#    checked with aapt2 dump badging. aapt2 also writes the keep rules for
+#    the classes the manifest names (target/apk-build/res/aapt2-keep.pro),
+#    which R8 needs in scripts/apk/dex/build-dex.sh --release, as AGP feeds
+#    them to R8.
 #
 # The app's Kotlin uses only android.R, never its own R, so no R.java is
 # produced; the script fails if that ever changes (the dex step would then
@@ -94,7 +97,7 @@ PY
 
 # --- 3. compile and link ------------------------------------------------------------
 apk_step "aapt2 compile android/app/src/main/res"
-rm -rf "$OUT/compiled.zip" "$OUT/resources.ap_"
+rm -rf "$OUT/compiled.zip" "$OUT/resources.ap_" "$OUT/aapt2-keep.pro"
 apk_timed "aapt2 compile" aapt2 compile --dir "$APP/src/main/res" -o "$OUT/compiled.zip"
 
 apk_step "aapt2 link (min $min_sdk, target $target_sdk, version $version_code / $version_name)"
@@ -110,6 +113,7 @@ apk_timed "aapt2 link" aapt2 link \
     --version-name "$version_name" \
     --warn-manifest-validation \
     --no-auto-version \
+    --proguard "$OUT/aapt2-keep.pro" \
     "$OUT/compiled.zip" 2> >(grep -v "warn: unexpected element <queries> found in <manifest>" >&2 || true)
 
 # --- checks -------------------------------------------------------------------------

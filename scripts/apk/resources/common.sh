@@ -59,7 +59,7 @@ apk_maven_copy() {
     local artifact="$1" dir="$2" file="$3"
     [ -s "$dir/$file" ] && return 0
     mkdir -p "$dir"
-    mvn -B -q dependency:copy -Dartifact="$artifact" -DoutputDirectory="$dir" \
+    mvn -B -q -Dstyle.color=never dependency:copy -Dartifact="$artifact" -DoutputDirectory="$dir" \
         || apk_die "could not fetch $artifact from Maven Central"
     [ -s "$dir/$file" ] || apk_die "mvn fetched $artifact but $dir/$file is missing"
 }
