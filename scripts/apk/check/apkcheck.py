@@ -502,10 +502,22 @@ def check_elf(r: Report, name: str, elf: Elf, a: argparse.Namespace,
 
 def check_imports(r: Report, name: str, elf: Elf, table: dict, arch: str, min_sdk: int) -> None:
     problems, weak_new = [], []
+    needed_libs = elf.needed
     imports = [s for s in elf.dynsyms if not s[1]]
     for sym, _d, weak, lib, node in imports:
+        if not lib and weak:
+            # A weak reference the API-26 stubs do not define stays
+            # unversioned at link time; it binds at run time if present.
+            rows = [x for n in needed_libs for x in table.get((n, sym), [])
+                    if not x.arches or arch in x.arches.split(",")]
+            if rows:
+                weak_new.append(f"{sym} (unversioned, {rows[0].library} {rows[0].version} "
+                                f"from API {min(x.api for x in rows)})")
+            else:
+                problems.append(f"{sym} (weak, unversioned, in no DT_NEEDED library's list)")
+            continue
         if not lib:
-            problems.append(f"{sym} (no version node)")
+            problems.append(f"{sym} (strong import without a version node)")
             continue
         rows = [x for x in table.get((lib, sym), [])
                 if not x.arches or arch in x.arches.split(",")]
@@ -521,14 +533,27 @@ def check_imports(r: Report, name: str, elf: Elf, table: dict, arch: str, min_sd
             else:
                 problems.append(f"{sym}@{node} strong but introduced at API {row.api}")
     r.check(bool(imports) and not problems,
-            f"{name}: all {len(imports)} imports are API-{min_sdk} bionic symbols with their version node",
+            f"{name}: all {len(imports)} imports are in the API-{min_sdk} bionic lists "
+            "(strong ones with their version node)",
             "; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
     if weak_new:
-        r.note(f"{name}: weak imports newer than API {min_sdk} (must be checked at run time): "
-               + ", ".join(weak_new))
+        r.note(f"{name}: weak imports not in the API-{min_sdk} stubs (null until the device has "
+               "them; the code must check): " + ", ".join(weak_new))
 
 
-def check_dex(r: Report, blob: bytes, entries: list[ZipEntry], components: list[str]) -> None:
+def read_mapping(path: Path) -> dict[str, str]:
+    """R8 mapping.txt: original class name -> name in the dex; classes R8
+    removed map to ""."""
+    out = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^(\S+) -> (\S+):$", line)
+        if m:
+            out[m.group(1)] = "" if m.group(2).startswith("R8$$REMOVED") else m.group(2)
+    return out
+
+
+def check_dex(r: Report, blob: bytes, entries: list[ZipEntry], components: list[str],
+              mapping: dict[str, str]) -> None:
     dexes = [e for e in entries if re.fullmatch(r"classes\d*\.dex", e.name)]
     if not r.check(bool(dexes), "the APK has classes*.dex", ", ".join(e.name for e in dexes)):
         return
@@ -540,10 +565,20 @@ def check_dex(r: Report, blob: bytes, entries: list[ZipEntry], components: list[
         if not err:
             classes |= dex_defined_classes(data)
     r.note(f"the dex files define {len(classes)} classes")
+    def has(cls: str) -> tuple[bool, str]:
+        dex_name = mapping.get(cls, cls)
+        if not dex_name:
+            return False, "removed by R8 (mapping)"
+        return descriptor(dex_name) in classes, "" if dex_name == cls else f"as {dex_name}"
+
     for cls in components:
-        r.check(descriptor(cls) in classes, f"dex defines {cls} (named in the manifest)")
+        r.check(*_swap(has(cls), f"dex defines {cls} (named in the manifest)"))
     for cls in REQUIRED_CLASSES:
-        r.check(descriptor(cls) in classes, f"dex defines {cls}")
+        r.check(*_swap(has(cls), f"dex defines {cls}"))
+
+
+def _swap(res: tuple[bool, str], what: str) -> tuple[bool, str, str]:
+    return res[0], what, res[1]
 
 
 def main(argv: list[str]) -> int:
@@ -558,6 +593,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--min-sdk", type=int, default=26)
     p.add_argument("--target-sdk", type=int, default=36)
     p.add_argument("--page-align", type=int, default=16384)
+    p.add_argument("--mapping", type=Path,
+                   help="R8 mapping.txt of a shrunk build: class names are looked up through it")
     p.add_argument("--skip-signature", action="store_true",
                    help="for unsigned APKs: leave out the apksigner checks")
     a = p.parse_args(argv)
@@ -592,7 +629,8 @@ def main(argv: list[str]) -> int:
                 r.check(False, f"{e.name}: parses as ELF", str(ex))
                 continue
             check_elf(r, e.name, elf, a, table, exports)
-    check_dex(r, blob, entries, components)
+    mapping = read_mapping(a.mapping) if a.mapping else {}
+    check_dex(r, blob, entries, components, mapping)
     return finish(r)
 
 

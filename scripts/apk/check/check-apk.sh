@@ -6,6 +6,7 @@
 #                                  [--abis arm64-v8a,armeabi-v7a,x86_64]
 #                                  [--symbols scripts/apk/bionic/symbols.tsv]
 #                                  [--manifest-source FILE] [--unsigned]
+#                                  [--mapping target/apk-build/dex/mapping.txt]
 #
 #   --bindings  the generated UniFFI Kotlin (DIR/app/dotcore/ffi/dotcore_ffi.kt):
 #               every `external fun` it declares must be exported by each
@@ -13,6 +14,8 @@
 #   --abis      the ABIs built; native-code and lib/ must hold exactly these
 #               (default: build-android.sh's default list).
 #   --unsigned  leave out the apksigner checks (for the unsigned APK).
+#   --mapping   R8's mapping.txt, for a shrunk (release) dex: the required
+#               classes are looked up under the names R8 gave them.
 #
 # Checks (apkcheck.py): aapt2 badging (package, SDK levels, launchable
 # activity, native-code, permissions read from the source manifest); the
@@ -38,9 +41,9 @@ while [ "$#" -gt 0 ]; do
     case "$1" in
         --abis) abis="${2:?--abis needs a value}"; shift 2 ;;
         --bindings) bindings="${2:?--bindings needs a value}"; shift 2 ;;
-        --symbols | --manifest-source) extra+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
+        --symbols | --manifest-source | --mapping) extra+=("$1" "${2:?$1 needs a value}"); shift 2 ;;
         --unsigned) extra+=(--skip-signature); shift ;;
-        -h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
         -*) die "unknown option: $1" ;;
         *) [ -z "$apk" ] || die "more than one APK given: $apk, $1"; apk="$1"; shift ;;
     esac

@@ -8,9 +8,10 @@ the real ones (hours of cross builds) are not at hand.
   DIR/native/<abi>/libdotcore_ffi.so  built by clang/lld for the ABI, with a
       function for every `external fun` of the bindings plus the JNI entry
       point, linked at 16 KiB pages against a stub libc.so whose version
-      script gives its symbols bionic's version nodes (LIBC, LIBC_P), so the
-      imports carry .gnu.version_r entries as real NDK links do; getrandom
-      is imported weak, as Rust's std does.
+      script gives its symbols bionic's version node (LIBC), so the imports
+      carry .gnu.version_r entries as real NDK links do; getrandom (API 28)
+      is not in that stub and is imported weak and unversioned, as Rust's
+      std does against the API-26 NDK stubs.
   DIR/dex/classes.dex  a minimal dex (header, string_ids, type_ids,
       class_defs, map_list) defining the manifest's components and the
       classes check-apk.sh requires; no code.
@@ -41,16 +42,12 @@ TRIPLES = {
 STUB_MAP = """LIBC {
   global: malloc; free; memcpy;
 };
-LIBC_P {
-  global: getrandom;
-} LIBC;
 """
 
 STUB_C = """
 void *malloc(unsigned long n) { (void)n; return 0; }
 void free(void *p) { (void)p; }
 void *memcpy(void *d, const void *s, unsigned long n) { (void)s; (void)n; return d; }
-long getrandom(void *b, unsigned long n, unsigned f) { (void)b; (void)f; return (long)n; }
 """
 
 

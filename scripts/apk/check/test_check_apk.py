@@ -214,6 +214,8 @@ def run_check(ctx: Ctx, apk: Path, unsigned: bool = False, **over: object) -> tu
             "--bindings", str(over.get("bindings", a.bindings)),
             "--symbols", str(over.get("symbols", a.symbols)),
             "--manifest-source", str(over.get("manifest_source", a.manifest_source))]
+    if a.mapping:
+        args += ["--mapping", str(a.mapping)]
     if unsigned:
         args.append("--unsigned")
     p = sh(args)
@@ -236,11 +238,19 @@ def engine_import(entries: Entries, abi: str, strong: bool) -> str:
     raise SystemExit("test_check_apk: libdotcore_ffi.so has no versioned strong import")
 
 
-def edit_tsv(src: Path, dst: Path, symbol: str, col: int, value: str) -> None:
+def engine_weak_import(entries: Entries, abi: str) -> str | None:
+    elf = apkcheck.parse_elf(entries[f"lib/{abi}/libdotcore_ffi.so"])
+    return next((n for n, d, weak, _l, _v in elf.dynsyms if not d and weak), None)
+
+
+def edit_tsv(src: Path, dst: Path, symbol: str, col: int, value: str | None) -> None:
+    """Set column `col` of `symbol`'s rows to `value`; None drops the rows."""
     out = []
     for line in src.read_text().splitlines():
         cols = line.split("\t")
         if not line.startswith("#") and len(cols) > col and cols[1] == symbol:
+            if value is None:
+                continue
             cols[col] = value
         out.append("\t".join(cols))
     dst.write_text("\n".join(out) + "\n")
@@ -346,12 +356,18 @@ def mutants(ctx: Ctx, good: Path) -> None:
     strong = engine_import(entries, abi, strong=True)
     tsv = w / "symbols-node.tsv"
     edit_tsv(ctx.a.symbols, tsv, strong, 2, "LIBC_WRONG")
-    expect_caught(ctx, f"{strong} with another version node in the list", r"imports are API-\d+ bionic",
+    expect_caught(ctx, f"{strong} with another version node in the list", r"imports are in the API-\d+ bionic",
                   run_check(ctx, rebuilt, symbols=tsv))
     tsv = w / "symbols-api.tsv"
     edit_tsv(ctx.a.symbols, tsv, strong, 3, "30")
-    expect_caught(ctx, f"{strong} (a strong import) introduced after API 26", r"imports are API-\d+ bionic",
+    expect_caught(ctx, f"{strong} (a strong import) introduced after API 26", r"imports are in the API-\d+ bionic",
                   run_check(ctx, rebuilt, symbols=tsv))
+    weak = engine_weak_import(entries, abi)
+    if weak:
+        tsv = w / "symbols-weak.tsv"
+        edit_tsv(ctx.a.symbols, tsv, weak, 0, None)
+        expect_caught(ctx, f"weak import {weak} absent from the list", r"imports are in the API-\d+ bionic",
+                      run_check(ctx, rebuilt, symbols=tsv))
 
 
 def main(argv: list[str]) -> int:
@@ -362,12 +378,21 @@ def main(argv: list[str]) -> int:
     p.add_argument("--resources", type=Path, default=ROOT / "target/apk-build/res/resources.ap_")
     p.add_argument("--symbols", type=Path, default=ROOT / "scripts/apk/bionic/symbols.tsv")
     p.add_argument("--manifest-source", type=Path, default=ROOT / "android/app/src/main/AndroidManifest.xml")
+    p.add_argument("--mapping", type=Path, help="R8 mapping.txt when --apk has a shrunk dex")
     p.add_argument("--work", type=Path, default=ROOT / "target/apk-check/selftest")
     a = p.parse_args(argv)
     a.abis = [x for x in a.abis.split(",") if x]
     if a.work.exists():
         shutil.rmtree(a.work)
     a.work.mkdir(parents=True)
+    # Private copies: a build running meanwhile may replace the originals.
+    for attr in ("bindings", "symbols", "manifest_source", "mapping", "apk"):
+        src = getattr(a, attr)
+        if src is not None:
+            dst = a.work / "inputs" / f"{attr}-{src.name}"
+            dst.parent.mkdir(exist_ok=True)
+            shutil.copyfile(src, dst)
+            setattr(a, attr, dst)
     ctx = Ctx(a, a.work)
     # sign.sh creates the test's own debug key (in its work dir) on first use.
     good = a.apk

@@ -4,7 +4,7 @@ uncompressed at 16 KiB-aligned offsets.
 
     apkzip.py --out UNSIGNED.apk --resources resources.ap_
               [--dex-dir DIR]... [--dex FILE]...
-              [--lib ABI=PATH]... [--lib-dir DIR]...
+              [--lib ABI=PATH]... [--lib-dir DIR]... [--java-res DIR]...
               [--page-align 16384] [--level 9]
 
   --resources   aapt2 link output (a zip with AndroidManifest.xml,
@@ -15,6 +15,9 @@ uncompressed at 16 KiB-aligned offsets.
   --dex         one dex file (its base name is kept).
   --lib         ABI=PATH: PATH goes to lib/ABI/<basename of PATH>.
   --lib-dir     DIR/<abi>/*.so, each to lib/<abi>/<name>.
+  --java-res    every file under DIR, at its path relative to DIR (Java
+                resources such as META-INF/services/*, which coroutines'
+                ServiceLoader reads), deflated.
   --page-align  alignment of .so data (default 16384: Android 15+ 16 KB
                 page devices mmap the library straight from the APK).
   --level       zlib level for deflated entries (default 9).
@@ -149,6 +152,16 @@ def lib_entries(specs: list[str], dirs: list[Path]) -> list[Entry]:
     return out
 
 
+def java_res_entries(dirs: list[Path]) -> list[Entry]:
+    out = []
+    for d in dirs:
+        if not d.is_dir():
+            raise InputError(f"--java-res {d}: not a directory")
+        for f in sorted(p for p in d.rglob("*") if p.is_file()):
+            out.append(Entry(f.relative_to(d).as_posix(), read_file(f, "Java resource"), stored=False))
+    return out
+
+
 def order(entries: list[Entry]) -> list[Entry]:
     seen: dict[str, Entry] = {}
     for e in entries:
@@ -236,6 +249,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--dex", type=Path, action="append", default=[])
     p.add_argument("--lib", action="append", default=[])
     p.add_argument("--lib-dir", type=Path, action="append", default=[])
+    p.add_argument("--java-res", type=Path, action="append", default=[])
     p.add_argument("--page-align", type=int, default=16384)
     p.add_argument("--level", type=int, default=9, choices=range(0, 10))
     a = p.parse_args(argv)
@@ -254,6 +268,7 @@ def main(argv: list[str]) -> int:
         entries = resource_entries(a.resources)
         entries += dex_entries(a.dex_dir, a.dex)
         entries += lib_entries(a.lib, a.lib_dir)
+        entries += java_res_entries(a.java_res)
         ordered = order(entries)
         write_apk(ordered, a.out, a.page_align, a.level)
     except InputError as e:
