@@ -23,6 +23,12 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+// The `_Unwind_*` functions std's panic machinery calls: on Android they
+// would come from the NDK's libunwind.a, which the SDK-free build
+// (scripts/apk/native/) does not have. Nothing here calls the crate; naming
+// it makes rustc link it.
+extern crate unwinding as _;
+
 use jni::objects::{JClass, JObject};
 use jni::JNIEnv;
 
