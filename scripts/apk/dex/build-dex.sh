@@ -17,8 +17,11 @@
 # app's libraries (runtime.pom.xml; versions from the Gradle catalog), the
 # rustls-platform-verifier AAR bundled in its crate, the UniFFI bindings
 # (scripts/build-android.sh bindings), one kotlinc run over the app, then
-# D8 or R8 and a check of the result (dex_check.py). The compile is skipped
-# when its sources and classpath did not change. --release needs
+# D8 or R8 and checks of the result (dexdump -c, dex_check.py). The compile is skipped
+# when its sources and classpath did not change, or replaced by the classes
+# of android/compile-check when APK_CLASSES_FROM names them (colon-separated
+# class directories, e.g. android/compile-check/logic/target/classes:
+# android/compile-check/app/target/classes after test-android-compile.sh). --release needs
 # target/apk-build/res/aapt2-keep.pro (scripts/apk/resources/build-resources.sh).
 set -euo pipefail
 
@@ -41,7 +44,9 @@ ABIS=(arm64-v8a x86_64 armeabi-v7a)
 total0=$(date +%s)
 
 apk_step "tools"
-apk_ensure_debs python3:python3
+# dexdump (Android 11's, Debian): an independent reader that runs ART's
+# dex file verifier over the output.
+apk_ensure_debs python3:python3 dexdump:dexdump
 command -v cargo >/dev/null 2>&1 || apk_die "cargo not found (the Rust toolchain builds the bindings)"
 apk_ensure_jvm
 java_home="$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")"
@@ -125,7 +130,45 @@ compile_key="$( { printf '%s\n' "$kotlin" "$compile_cp"
                   find "${sources[@]}" -name '*.kt' -type f | LC_ALL=C sort | xargs sha256sum; } \
                 | sha256sum | cut -c1-32)"
 app_jar="$OUT/app-classes.jar"
-if [ -s "$app_jar" ] && [ "$(cat "$app_jar.key" 2>/dev/null)" = "$compile_key" ]; then
+# A jar of class directories (later ones win) with sorted entries and one
+# fixed timestamp: D8/R8 output then depends only on the classes, not on
+# when they were compiled.
+jar_classes() { # out dir...
+    python3 - "$@" <<'PY'
+import os, sys, zipfile
+out, *dirs = sys.argv[1:]
+files = {}
+for d in dirs:
+    for r, _, fs in os.walk(d):
+        for f in fs:
+            if f.endswith(".class") or f.endswith(".kotlin_module"):
+                full = os.path.join(r, f)
+                files[os.path.relpath(full, d).replace(os.sep, "/")] = full
+with zipfile.ZipFile(out, "w") as z:
+    for name in sorted(files):
+        info = zipfile.ZipInfo(name, date_time=(1981, 1, 1, 1, 1, 2))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with open(files[name], "rb") as fh:
+            z.writestr(info, fh.read())
+PY
+}
+if [ -n "${APK_CLASSES_FROM:-}" ]; then
+    # Build once: reuse the classes android/compile-check just compiled
+    # from the same sources (logic/target/classes:app/target/classes).
+    IFS=: read -r -a from_dirs <<<"$APK_CLASSES_FROM"
+    # The generated bindings are rewritten on every run: not compared.
+    newest_src="$(find "$ROOT/android/app/src/main/kotlin" "$ROOT/bindings/kotlin" -name '*.kt' -type f -printf '%T@\n' | sort -n | tail -n 1)"
+    for d in "${from_dirs[@]}"; do
+        [ -d "$d" ] || apk_die "APK_CLASSES_FROM: no directory $d"
+        newest_cls="$(find "$d" -name '*.class' -printf '%T@\n' | sort -n | tail -n 1)"
+        [ -n "$newest_cls" ] || apk_die "APK_CLASSES_FROM: no classes in $d"
+        awk -v c="$newest_cls" -v s="$newest_src" 'BEGIN { exit !(c >= s) }' \
+            || apk_die "APK_CLASSES_FROM: $d is older than the newest Kotlin source; recompile it"
+    done
+    apk_step "kotlinc: reusing ${from_dirs[*]}"
+    rm -f "$app_jar" "$app_jar.key"
+    jar_classes "$app_jar" "${from_dirs[@]}"
+elif [ -s "$app_jar" ] && [ "$(cat "$app_jar.key" 2>/dev/null)" = "$compile_key" ]; then
     apk_step "kotlinc: up to date"
 else
     apk_step "kotlinc $kotlin: the app, bindings/kotlin and the UniFFI bindings (jvmTarget 17)"
@@ -135,19 +178,7 @@ else
         org.jetbrains.kotlin.cli.jvm.K2JVMCompiler \
         -no-stdlib -no-reflect -jvm-target 17 -module-name app \
         -classpath "$compile_cp" -d "$OUT/classes" "${sources[@]}"
-    # A jar with sorted entries and one fixed timestamp: D8/R8 output
-    # depends only on the classes, not on when they were compiled.
-    python3 - "$OUT/classes" "$app_jar" <<'PY'
-import os, sys, zipfile
-src, out = sys.argv[1:]
-files = sorted(os.path.relpath(os.path.join(r, f), src) for r, _, fs in os.walk(src) for f in fs)
-with zipfile.ZipFile(out, "w") as z:
-    for f in files:
-        info = zipfile.ZipInfo(f.replace(os.sep, "/"), date_time=(1981, 1, 1, 1, 1, 2))
-        info.compress_type = zipfile.ZIP_DEFLATED
-        with open(os.path.join(src, f), "rb") as fh:
-            z.writestr(info, fh.read())
-PY
+    jar_classes "$app_jar" "$OUT/classes"
     printf '%s\n' "$compile_key" >"$app_jar.key"
 fi
 
@@ -180,11 +211,32 @@ if [ "$release" = 1 ]; then
     # R8 renames the service files and their contents with the classes.
     res_from=("$work/out.zip")
 else
-    apk_step "D8 $r8 --debug (min API $APK_MIN_SDK)"
-    apk_timed "d8" logged "$work/d8.log" nice -n 10 java -Xmx2g -cp "$r8_jar" com.android.tools.r8.D8 \
-        --debug --min-api "$APK_MIN_SDK" "${libs[@]}" \
-        --output "$work/out.zip" "${program[@]}" \
-        || apk_die "D8 failed (log above)"
+    # The libraries (stdlib, coroutines, JNA, verifier: ~95% of the code)
+    # are dexed once per set of versions; each run dexes only the app's
+    # classes and merges, as AGP does.
+    d8=(nice -n 10 java -Xmx2g -cp "$r8_jar" com.android.tools.r8.D8 --debug --min-api "$APK_MIN_SDK")
+    lib_key="$( { printf '%s\n' "$r8" "$APK_MIN_SDK" "$java_home"
+                  sha256sum "${runtime_jars[@]}" "${lib_jars[@]}" "$android_all"; } | sha256sum | cut -c1-32)"
+    lib_dex="$OUT/libs-dex.zip"
+    if [ -s "$lib_dex" ] && [ "$(cat "$lib_dex.key" 2>/dev/null)" = "$lib_key" ]; then
+        apk_step "D8 $r8: libraries up to date"
+    else
+        apk_step "D8 $r8 --debug --intermediate: the libraries (once per version set)"
+        rm -f "$lib_dex" "$lib_dex.key"
+        apk_timed "d8 libraries" logged "$work/d8-libs.log" "${d8[@]}" --intermediate "${libs[@]}" \
+            --output "$lib_dex" "${runtime_jars[@]}" "${lib_jars[@]}" \
+            || apk_die "D8 failed on the libraries (log above)"
+        printf '%s\n' "$lib_key" >"$lib_dex.key"
+    fi
+    classpath=()
+    for j in "${runtime_jars[@]}" "${lib_jars[@]}"; do classpath+=(--classpath "$j"); done
+    apk_step "D8 $r8 --debug (min API $APK_MIN_SDK): the app, then the merge"
+    apk_timed "d8 app" logged "$work/d8.log" "${d8[@]}" --intermediate "${libs[@]}" "${classpath[@]}" \
+        --output "$work/app-dex.zip" "$app_jar" \
+        || apk_die "D8 failed on the app (log above)"
+    apk_timed "d8 merge" logged "$work/d8-merge.log" "${d8[@]}" \
+        --output "$work/out.zip" "$work/app-dex.zip" "$lib_dex" \
+        || apk_die "D8 failed merging the dex files (log above)"
     # D8 writes only dex: the service files come from the jars as they are.
     res_from=("${program[@]}")
 fi
@@ -227,6 +279,10 @@ if [ "$release" = 0 ]; then
     wanted+=(kotlin.Unit kotlinx.coroutines.android.AndroidDispatcherFactory
              kotlinx.coroutines.Dispatchers)
 fi
+for dex in "$OUT"/classes*.dex; do
+    dexdump -c "$dex" >"$work/dexdump.log" 2>&1 \
+        || { cat "$work/dexdump.log" >&2; apk_die "ART's verifier (dexdump -c) rejects $dex"; }
+done
 python3 "$HERE/dex_check.py" "$OUT" "$OUT/java-res" "$JNA_OUT" "${wanted[@]}" \
     || apk_die "the dex output is incomplete (see above)"
 rm -rf "$work"
