@@ -118,6 +118,7 @@ impl Connection {
         stats: Arc<Stats>,
     ) -> Result<(Connection, HandshakeInfo), OpenError> {
         let started = Instant::now();
+        let name = tls.name_for(addr).map_err(OpenError::Tls)?;
         let stream = match tokio::time::timeout(settings.connect_timeout, dialer.dial(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(OpenError::Connect(e.to_string())),
@@ -126,7 +127,7 @@ impl Connection {
         let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         stats.connection_opened(id);
         let connector = TlsConnector::from(tls.config.clone());
-        let handshake = connector.connect(tls.name_for(addr), stream);
+        let handshake = connector.connect(name, stream);
         let tls_stream = match tokio::time::timeout(settings.handshake_timeout, handshake).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -226,11 +227,14 @@ fn authenticated_after_handshake(
     let Some((end_entity, intermediates)) = certs.split_first() else {
         return false;
     };
+    let Ok(name) = tls.name_for(addr) else {
+        return false;
+    };
     tls.auth
         .check(
             end_entity,
             intermediates,
-            &tls.name_for(addr),
+            &name,
             rustls_pki_types::UnixTime::now(),
         )
         .is_ok()
