@@ -27,7 +27,6 @@ pub mod packet;
 pub mod policy;
 pub mod providers;
 pub mod resolver;
-mod spki;
 pub mod stats;
 pub mod tls;
 mod transport;

@@ -62,9 +62,18 @@ pub(crate) fn server_name(name: &str) -> Option<ServerName<'static>> {
 }
 
 /// The RFC 7469 pin of a certificate: SHA-256 over its SubjectPublicKeyInfo.
+/// `None` for bytes that are not one X.509 v3 certificate.
+///
+/// The certificate is parsed by webpki (through rustls's
+/// `ParsedCertificate`), the parser that verifies the handshake's
+/// signatures, not by a walker of our own: the bytes come from the server
+/// and are hostile until a pin matched. webpki refuses what it cannot verify
+/// (trailing data, versions before v3, unknown critical extensions), so
+/// such a certificate matches no pin.
 pub fn spki_pin(cert_der: &[u8]) -> Option<[u8; 32]> {
-    let spki = crate::spki::subject_public_key_info(cert_der)?;
-    Some(Sha256::digest(spki).into())
+    let cert = CertificateDer::from(cert_der);
+    let parsed = rustls::server::ParsedCertificate::try_from(&cert).ok()?;
+    Some(Sha256::digest(parsed.subject_public_key_info()).into())
 }
 
 /// Validates chains against the platform's trust store and any extra
@@ -313,6 +322,64 @@ mod tests {
             auth_name: name.map(Into::into),
             addresses: vec!["127.0.0.1:853".parse().unwrap()],
             pins: vec![[0; 32]],
+        }
+    }
+
+    fn certificate() -> (Vec<u8>, [u8; 32]) {
+        use rcgen::PublicKeyData;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["dot.test".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let pin = Sha256::digest(key.subject_public_key_info()).into();
+        (cert.der().to_vec(), pin)
+    }
+
+    #[test]
+    fn pin_is_the_sha256_of_the_certificates_spki() {
+        let (der, pin) = certificate();
+        assert_eq!(spki_pin(&der), Some(pin));
+    }
+
+    #[test]
+    fn malformed_certificates_have_no_pin() {
+        let (der, _) = certificate();
+        // Truncated anywhere.
+        for n in 0..der.len() {
+            assert_eq!(spki_pin(&der[..n]), None, "truncated to {n}");
+        }
+        // Trailing data after a whole certificate: not one DER certificate.
+        for tail in [&[0u8][..], &[0x30, 0x00], &der] {
+            let mut long = der.clone();
+            long.extend_from_slice(tail);
+            assert_eq!(spki_pin(&long), None, "{} trailing bytes", tail.len());
+        }
+        // Garbage, including DER that has the shape of a certificate up to
+        // the SPKI (nested SEQUENCEs, five fields, a SEQUENCE) but is none.
+        let tbs: &[u8] = &[
+            0xA0, 0x03, 0x02, 0x01, 0x02, // version v3
+            0x02, 0x01, 0x01, // serial
+            0x30, 0x00, 0x30, 0x00, 0x30, 0x00, 0x30, 0x00, // alg, issuer, validity, subject
+            0x30, 0x00, // "SPKI"
+        ];
+        let mut shaped = vec![0x30, tbs.len() as u8 + 2, 0x30, tbs.len() as u8];
+        shaped.extend_from_slice(tbs);
+        for garbage in [
+            &[][..],
+            &[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF],
+            &[0x30, 0x03, 0x30, 0x01],
+            &[0xFF; 300],
+            &shaped,
+        ] {
+            assert_eq!(spki_pin(garbage), None, "{garbage:02x?}");
+        }
+        // Every single-byte corruption is either refused or still yields a
+        // pin, never a panic.
+        for i in 0..der.len() {
+            let mut bad = der.clone();
+            bad[i] ^= 0xA5;
+            let _ = spki_pin(&bad);
         }
     }
 
