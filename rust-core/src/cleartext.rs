@@ -25,6 +25,8 @@ pub(crate) enum CleartextError {
     Timeout,
     Io(std::io::Error),
     BadResponse,
+    /// No random ID could be drawn; nothing was sent.
+    Random,
 }
 
 impl std::fmt::Display for CleartextError {
@@ -34,6 +36,7 @@ impl std::fmt::Display for CleartextError {
             CleartextError::Timeout => f.write_str("timed out"),
             CleartextError::Io(e) => write!(f, "{e}"),
             CleartextError::BadResponse => f.write_str("invalid response"),
+            CleartextError::Random => write!(f, "{}", crate::rng::RngFailed),
         }
     }
 }
@@ -43,6 +46,7 @@ pub(crate) struct Cleartext {
     host: Arc<dyn Host>,
     stats: Arc<Stats>,
     attempt_timeout: Duration,
+    random: crate::rng::Random,
 }
 
 impl Cleartext {
@@ -57,6 +61,7 @@ impl Cleartext {
             host,
             stats,
             attempt_timeout,
+            random: crate::rng::system,
         })
     }
 
@@ -70,6 +75,10 @@ impl Cleartext {
         for &server in resolvers {
             match self.exchange_one(query, server).await {
                 Ok(r) => return Ok(r),
+                Err(CleartextError::Random) => {
+                    log::error!("clear-text query not sent: {}", crate::rng::RngFailed);
+                    return Err(CleartextError::Random);
+                }
                 Err(e) => {
                     log::info!("clear-text resolver {server}: {e}");
                     last = e;
@@ -84,9 +93,13 @@ impl Cleartext {
         query: &Query,
         server: SocketAddr,
     ) -> Result<(Vec<u8>, Layout), CleartextError> {
-        // A random ID and a fresh socket (random source port) per query, the
-        // usual defence against off-path spoofing of clear-text answers.
-        let id = random_id();
+        // A random ID and a fresh socket per query, against off-path spoofing
+        // of clear-text answers. The ID is from the OS CSPRNG or the query is
+        // not sent (rng.rs). The socket is never bound, so connect() takes an
+        // ephemeral port the kernel picks at random (docs/architecture.md):
+        // picking one here would need retries on ports in use and could
+        // leave the range the system reserves for this.
+        let id = crate::rng::id(self.random).map_err(|_| CleartextError::Random)?;
         let message = query.to_upstream(id, 0, false);
         let (bytes, layout) = timeout(
             self.attempt_timeout,
@@ -170,15 +183,80 @@ fn matching(msg: &[u8], key: &QuestionKey, id: u16) -> Option<(Vec<u8>, Layout)>
     }
 }
 
-/// A random 16-bit ID from the OS's generator through ring.
-pub(crate) fn random_id() -> u16 {
-    use rustls::crypto::ring::default_provider;
-    let mut b = [0u8; 2];
-    if default_provider().secure_random.fill(&mut b).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        return nanos as u16;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::NoHost;
+
+    /// A query for `a.test. A`.
+    fn query() -> Query {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(b"\x01a\x04test\x00\x00\x01\x00\x01");
+        Query::parse(q).unwrap()
     }
-    u16::from_be_bytes(b)
+
+    /// A UDP resolver on loopback that answers every query with itself as
+    /// the response (QR set), and reports each query's ID and source port.
+    async fn echo_resolver() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<(u16, u16)>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_535];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+                let _ = tx.send((wire::id(&buf[..n]), peer.port()));
+                buf[2] |= 0x80;
+                let _ = socket.send_to(&buf[..n], peer).await;
+            }
+        });
+        (addr, rx)
+    }
+
+    fn client(random: crate::rng::Random) -> Cleartext {
+        let mut c = Cleartext::for_mode(
+            Mode::Opportunistic,
+            Arc::new(NoHost),
+            Arc::new(Stats::default()),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        c.random = random;
+        c
+    }
+
+    #[tokio::test]
+    async fn a_failing_random_generator_fails_the_query_unsent() {
+        let (server, mut seen) = echo_resolver().await;
+        let result = client(crate::rng::failing)
+            .exchange(&query(), &[server])
+            .await;
+        assert!(
+            matches!(result, Err(CleartextError::Random)),
+            "{:?}",
+            result.map(|r| r.0)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(seen.try_recv().is_err(), "a query went out");
+    }
+
+    #[tokio::test]
+    async fn ids_and_source_ports_are_not_sequential() {
+        let (server, mut seen) = echo_resolver().await;
+        let c = client(crate::rng::system);
+        let mut ids = Vec::new();
+        let mut ports = Vec::new();
+        for _ in 0..64 {
+            c.exchange(&query(), &[server]).await.unwrap();
+            let (id, port) = seen.recv().await.unwrap();
+            ids.push(id);
+            ports.push(port);
+        }
+        for (what, v) in [("IDs", &ids), ("ports", &ports)] {
+            let steps = v
+                .windows(2)
+                .filter(|w| w[1].wrapping_sub(w[0]) <= 1)
+                .count();
+            assert!(steps < 4, "{what}: {steps} sequential steps in {v:?}");
+        }
+    }
 }

@@ -27,6 +27,7 @@ pub mod packet;
 pub mod policy;
 pub mod providers;
 pub mod resolver;
+mod rng;
 pub mod stats;
 pub mod tls;
 mod transport;

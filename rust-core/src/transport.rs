@@ -44,6 +44,9 @@ pub(crate) enum ExchangeError {
     BadResponse,
     /// No answer in time.
     Timeout,
+    /// No random wire ID could be drawn (the OS generator failed); the
+    /// query was not sent.
+    Random,
 }
 
 /// Why a connection could not be opened.
@@ -163,7 +166,7 @@ impl Connection {
             stats,
             pending: HashMap::new(),
             deadlines: VecDeque::new(),
-            next_id: initial_id(id),
+            random: crate::rng::system,
             server_keepalive: None,
             last_activity: Instant::now(),
         };
@@ -240,15 +243,6 @@ fn authenticated_after_handshake(
         .is_ok()
 }
 
-/// IDs start at a different point per connection so a server cannot link
-/// queries across connections by ID sequence alone.
-fn initial_id(connection: u64) -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    (nanos as u64 ^ connection.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as u16
-}
-
 struct Pending {
     key: QuestionKey,
     reply: oneshot::Sender<Result<Answer, ExchangeError>>,
@@ -269,7 +263,8 @@ struct ConnectionTask {
     /// Wire IDs in the order sent, with their deadlines (all queries share
     /// one timeout, so this is sorted).
     deadlines: VecDeque<(Instant, u16)>,
-    next_id: u16,
+    /// Where wire IDs come from (rng.rs).
+    random: crate::rng::Random,
     server_keepalive: Option<Duration>,
     last_activity: Instant,
 }
@@ -402,12 +397,21 @@ impl ConnectionTask {
             let _ = request.reply.send(Err(ExchangeError::Closed));
             return;
         }
-        // At most max_in_flight (< 65536) IDs are in use, so this ends.
-        while self.pending.contains_key(&self.next_id) {
-            self.next_id = self.next_id.wrapping_add(1);
+        // Every ID random, so that neither the server nor anyone who learns
+        // one ID can predict or link the others. One in use is stepped past:
+        // at most max_in_flight (< 65536) are, so this ends.
+        let Ok(mut id) = crate::rng::id(self.random) else {
+            log::error!(
+                "connection {}: query not sent: {}",
+                self.id,
+                crate::rng::RngFailed
+            );
+            let _ = request.reply.send(Err(ExchangeError::Random));
+            return;
+        };
+        while self.pending.contains_key(&id) {
+            id = id.wrapping_add(1);
         }
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
         wire::set_id(&mut message, id);
         out.extend_from_slice(&(message.len() as u16).to_be_bytes());
         out.extend_from_slice(&message);
@@ -512,4 +516,89 @@ async fn write_all_flush(
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection task with no stream: enough to give queries wire IDs.
+    fn task(random: crate::rng::Random) -> ConnectionTask {
+        let (_tx, rx) = mpsc::channel(1);
+        let (_power_tx, power) = watch::channel(PowerState::Interactive);
+        ConnectionTask {
+            id: 0,
+            rx,
+            closed: Arc::new(AtomicBool::new(false)),
+            shutdown: Arc::new(Notify::new()),
+            settings: ConnectionSettings {
+                connect_timeout: Duration::from_secs(1),
+                handshake_timeout: Duration::from_secs(1),
+                query_timeout: Duration::from_secs(5),
+                max_in_flight: 4096,
+                idle: IdlePolicy::default(),
+            },
+            power,
+            stats: Arc::new(Stats::default()),
+            pending: HashMap::new(),
+            deadlines: VecDeque::new(),
+            random,
+            server_keepalive: None,
+            last_activity: Instant::now(),
+        }
+    }
+
+    /// A query for `a.test. A`, and the receiver of its answer.
+    fn request() -> (Request, oneshot::Receiver<Result<Answer, ExchangeError>>) {
+        let mut message = vec![0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        message.extend_from_slice(b"\x01a\x04test\x00\x00\x01\x00\x01");
+        let layout = Layout::parse(&message).unwrap();
+        let key = QuestionKey::of(&message, &layout).unwrap().unwrap();
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            message,
+            key,
+            reply,
+        };
+        (request, answer)
+    }
+
+    #[tokio::test]
+    async fn a_failing_random_generator_fails_the_query_unsent() {
+        let mut t = task(crate::rng::failing);
+        let (request, mut answer) = request();
+        let mut out = Vec::new();
+        t.enqueue(request, &mut out);
+        assert!(out.is_empty(), "nothing may be written");
+        assert!(t.pending.is_empty());
+        assert!(matches!(answer.try_recv(), Ok(Err(ExchangeError::Random))));
+    }
+
+    #[tokio::test]
+    async fn wire_ids_in_flight_are_random_and_distinct() {
+        let mut t = task(crate::rng::system);
+        let mut out = Vec::new();
+        let mut answers = Vec::new();
+        for _ in 0..2000 {
+            let (request, answer) = request();
+            answers.push(answer);
+            t.enqueue(request, &mut out);
+        }
+        assert_eq!(t.pending.len(), 2000, "every ID distinct while in flight");
+        let mut ids = Vec::new();
+        let mut rest = &out[..];
+        while let [hi, lo, ..] = *rest {
+            let len = usize::from(u16::from_be_bytes([hi, lo]));
+            ids.push(u16::from_be_bytes([rest[2], rest[3]]));
+            rest = &rest[2 + len..];
+        }
+        assert_eq!(ids.len(), 2000);
+        let steps = ids
+            .windows(2)
+            .filter(|w| w[1].wrapping_sub(w[0]) == 1)
+            .count();
+        // Collisions step to the next free ID, so a few steps by one are
+        // expected; a counter would make all 1999 of them.
+        assert!(steps < 100, "{steps} sequential steps");
+    }
 }
