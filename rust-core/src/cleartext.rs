@@ -9,11 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, UdpSocket};
 use tokio::time::timeout;
 
 use crate::config::Mode;
+use crate::framing::{self, FrameReader};
 use crate::host::{protected_socket, Host};
 use crate::stats::Stats;
 use crate::wire::{self, Layout, Query, QuestionKey};
@@ -149,26 +150,24 @@ impl Cleartext {
         key: &QuestionKey,
         id: u16,
     ) -> Result<(Vec<u8>, Layout), CleartextError> {
+        // Framed before connecting: a message too long for TCP goes nowhere.
+        let framed = framing::framed(message).map_err(|e| CleartextError::Io(e.into()))?;
         let socket = protected_socket(&*self.host, server, socket2::Type::STREAM)
             .map_err(CleartextError::Io)?;
         let socket = TcpSocket::from_std_stream(socket.into());
         let mut stream = socket.connect(server).await.map_err(CleartextError::Io)?;
-        let mut framed = Vec::with_capacity(message.len() + 2);
-        framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
-        framed.extend_from_slice(message);
         stream
             .write_all(&framed)
             .await
             .map_err(CleartextError::Io)?;
         Stats::add(&self.stats.bytes_sent, framed.len() as u64);
-        let len = stream.read_u16().await.map_err(CleartextError::Io)? as usize;
-        let mut buf = vec![0u8; len];
-        stream
-            .read_exact(&mut buf)
+        let answer = FrameReader::new(&mut stream)
+            .next()
             .await
-            .map_err(CleartextError::Io)?;
-        Stats::add(&self.stats.bytes_received, len as u64 + 2);
-        matching(&buf, key, id).ok_or(CleartextError::BadResponse)
+            .map_err(CleartextError::Io)?
+            .ok_or_else(|| CleartextError::Io(std::io::ErrorKind::UnexpectedEof.into()))?;
+        Stats::add(&self.stats.bytes_received, answer.len() as u64 + 2);
+        matching(&answer, key, id).ok_or(CleartextError::BadResponse)
     }
 }
 
@@ -187,6 +186,7 @@ fn matching(msg: &[u8], key: &QuestionKey, id: u16) -> Option<(Vec<u8>, Layout)>
 mod tests {
     use super::*;
     use crate::host::NoHost;
+    use tokio::io::AsyncReadExt;
 
     /// A query for `a.test. A`.
     fn query() -> Query {
@@ -237,6 +237,35 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(seen.try_recv().is_err(), "a query went out");
+    }
+
+    #[tokio::test]
+    async fn a_message_too_long_for_tcp_framing_is_not_sent() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap();
+        let received = tokio::spawn(async move {
+            let Ok(Ok((mut s, _))) = timeout(Duration::from_millis(500), listener.accept()).await
+            else {
+                return 0;
+            };
+            let mut buf = Vec::new();
+            let _ = timeout(Duration::from_millis(500), s.read_to_end(&mut buf)).await;
+            buf.len()
+        });
+        let key = query().key;
+        // 65536 bytes: a length cast to u16 would announce 0.
+        let message = vec![0u8; crate::framing::MAX_MESSAGE + 1];
+        let result = timeout(
+            Duration::from_secs(2),
+            client(crate::rng::system).tcp(&message, server, &key, 0),
+        )
+        .await;
+        assert!(
+            matches!(result, Ok(Err(CleartextError::Io(_)))),
+            "{:?}",
+            result.map(|r| r.map(|a| a.0))
+        );
+        assert_eq!(received.await.unwrap(), 0, "bytes reached the server");
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ pub mod cache;
 mod cleartext;
 pub mod config;
 pub mod engine;
+pub mod framing;
 pub mod host;
 pub mod message;
 pub mod packet;

@@ -15,20 +15,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::{sleep_until, Instant};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+use tokio_util::codec::{Decoder, LengthDelimitedCodec};
 
+use crate::framing;
 use crate::host::{BoxStream, Dialer};
 use crate::policy::{IdlePolicy, PowerState};
 use crate::stats::Stats;
 use crate::tls::ServerTls;
 use crate::wire::{self, Layout, QuestionKey};
-
-/// Largest DNS message (the 2-byte length prefix's range).
-const MAX_FRAME: usize = u16::MAX as usize;
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -167,6 +167,7 @@ impl Connection {
             pending: HashMap::new(),
             deadlines: VecDeque::new(),
             random: crate::rng::system,
+            codec: framing::codec(),
             server_keepalive: None,
             last_activity: Instant::now(),
         };
@@ -265,6 +266,8 @@ struct ConnectionTask {
     deadlines: VecDeque<(Instant, u16)>,
     /// Where wire IDs come from (rng.rs).
     random: crate::rng::Random,
+    /// Splits what the server sent into messages.
+    codec: LengthDelimitedCodec,
     server_keepalive: Option<Duration>,
     last_activity: Instant,
 }
@@ -282,7 +285,7 @@ enum End {
 impl ConnectionTask {
     async fn run(mut self, stream: TlsStream<BoxStream>) {
         let (mut reader, mut writer) = tokio::io::split(stream);
-        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let mut buf = BytesMut::with_capacity(4096);
         let end = self.serve(&mut reader, &mut writer, &mut buf).await;
         self.closed.store(true, Ordering::Release);
         match &end {
@@ -320,10 +323,10 @@ impl ConnectionTask {
         &mut self,
         reader: &mut ReadHalf<TlsStream<BoxStream>>,
         writer: &mut WriteHalf<TlsStream<BoxStream>>,
-        buf: &mut Vec<u8>,
+        buf: &mut BytesMut,
     ) -> End {
         let shutdown = self.shutdown.clone();
-        let mut out: Vec<u8> = Vec::with_capacity(4096);
+        let mut out = BytesMut::with_capacity(4096);
         loop {
             let idle_deadline = self.pending.is_empty().then(|| {
                 let state = *self.power.borrow();
@@ -388,15 +391,11 @@ impl ConnectionTask {
     }
 
     /// Gives `request` a free wire ID and appends its frame to `out`.
-    fn enqueue(&mut self, request: Request, out: &mut Vec<u8>) {
+    fn enqueue(&mut self, request: Request, out: &mut BytesMut) {
         if request.reply.is_closed() {
             return; // the client gave up while queued
         }
         let mut message = request.message;
-        if message.len() > MAX_FRAME {
-            let _ = request.reply.send(Err(ExchangeError::Closed));
-            return;
-        }
         // Every ID random, so that neither the server nor anyone who learns
         // one ID can predict or link the others. One in use is stepped past:
         // at most max_in_flight (< 65536) are, so this ends.
@@ -413,8 +412,11 @@ impl ConnectionTask {
             id = id.wrapping_add(1);
         }
         wire::set_id(&mut message, id);
-        out.extend_from_slice(&(message.len() as u16).to_be_bytes());
-        out.extend_from_slice(&message);
+        if let Err(e) = framing::encode(&message, out) {
+            log::warn!("connection {}: query not sent: {e}", self.id);
+            let _ = request.reply.send(Err(ExchangeError::Closed));
+            return;
+        }
         let now = Instant::now();
         self.last_activity = now;
         let deadline = now + self.settings.query_timeout;
@@ -430,21 +432,15 @@ impl ConnectionTask {
     }
 
     /// Answers every complete frame in `buf` and keeps the partial rest.
-    fn take_frames(&mut self, buf: &mut Vec<u8>) -> Result<(), &'static str> {
-        let mut at = 0;
-        while buf.len() - at >= 2 {
-            let len = u16::from_be_bytes([buf[at], buf[at + 1]]) as usize;
-            if len < wire::HEADER_LEN {
+    fn take_frames(&mut self, buf: &mut BytesMut) -> Result<(), &'static str> {
+        // A 2-byte length cannot exceed the codec's bound, so decoding
+        // cannot fail; mapped all the same rather than unwrapped.
+        while let Some(frame) = self.codec.decode(buf).map_err(|_| "bad frame")? {
+            if frame.len() < wire::HEADER_LEN {
                 return Err("frame shorter than a DNS header");
             }
-            if buf.len() - at - 2 < len {
-                break;
-            }
-            let frame = &buf[at + 2..at + 2 + len];
-            at += 2 + len;
-            self.answer(frame)?;
+            self.answer(&frame)?;
         }
-        buf.drain(..at);
         Ok(())
     }
 
@@ -543,6 +539,7 @@ mod tests {
             pending: HashMap::new(),
             deadlines: VecDeque::new(),
             random,
+            codec: framing::codec(),
             server_keepalive: None,
             last_activity: Instant::now(),
         }
@@ -567,7 +564,7 @@ mod tests {
     async fn a_failing_random_generator_fails_the_query_unsent() {
         let mut t = task(crate::rng::failing);
         let (request, mut answer) = request();
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         t.enqueue(request, &mut out);
         assert!(out.is_empty(), "nothing may be written");
         assert!(t.pending.is_empty());
@@ -575,9 +572,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_query_too_long_to_frame_is_refused_and_65535_is_sent() {
+        let mut t = task(crate::rng::system);
+        let (mut long, mut answer) = request();
+        long.message = vec![0; framing::MAX_MESSAGE + 1];
+        let mut out = BytesMut::new();
+        t.enqueue(long, &mut out);
+        assert!(out.is_empty(), "a wrapped length was written");
+        assert!(t.pending.is_empty());
+        assert!(matches!(answer.try_recv(), Ok(Err(ExchangeError::Closed))));
+
+        let (mut longest, _answer) = request();
+        longest.message = vec![0; framing::MAX_MESSAGE];
+        t.enqueue(longest, &mut out);
+        assert_eq!(out.len(), framing::MAX_MESSAGE + 2);
+        assert_eq!(out[..2], [0xFF, 0xFF]);
+        assert_eq!(t.pending.len(), 1);
+    }
+
+    #[tokio::test]
     async fn wire_ids_in_flight_are_random_and_distinct() {
         let mut t = task(crate::rng::system);
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let mut answers = Vec::new();
         for _ in 0..2000 {
             let (request, answer) = request();
