@@ -591,7 +591,15 @@ fn check_host_name(n: &str) -> Result<String, &'static str> {
             return Err("a label must not start or end with '-'");
         }
     }
-    Ok(n.to_ascii_lowercase())
+    let n = n.to_ascii_lowercase();
+    // The connection is opened with rustls's ServerName: a name it refuses
+    // is refused here, not found out at every handshake. Past the checks
+    // above, what it refuses is a last label that is a (decimal or hex)
+    // number.
+    if crate::tls::server_name(&n).is_none() {
+        return Err("the last label must not be a number (it would read as an IPv4 address)");
+    }
+    Ok(n)
 }
 
 fn parse_ca_pem(pem: &str) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, ConfigError> {
@@ -691,6 +699,29 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(cfg.validate().unwrap_err().field(), "max_in_flight");
+    }
+
+    #[test]
+    fn names_rustls_refuses_are_refused_here() {
+        // rustls's ServerName (what the connection is opened with) refuses
+        // a last label that is a number: it would read as an IPv4 address.
+        for name in ["dot.123", "dot.0x1f"] {
+            let err = custom(Some(name), &["127.0.0.1"], &[PIN])
+                .validate()
+                .unwrap_err();
+            assert!(
+                matches!(err, ConfigError::BadName { server: 0, .. }),
+                "{name}: {err}"
+            );
+            assert_eq!(err.field(), "servers[0].name");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        // A number elsewhere, and an IP literal as the name, stay valid.
+        for name in ["123.dot.test", "dot.4.example", "192.0.2.1", "::1"] {
+            custom(Some(name), &["127.0.0.1"], &[])
+                .validate()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
 
     #[test]

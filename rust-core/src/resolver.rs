@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use crate::cache::Cache;
-use crate::cleartext::Cleartext;
+use crate::cleartext::{Cleartext, CleartextError};
 use crate::config::{Config, ConfigError, Mode, ServerSpec, Upstream, Validated};
 use crate::host::{AnswerSource, Dialer, Event, Host, TcpDialer};
 use crate::policy::PowerState;
@@ -384,6 +384,10 @@ impl Inner {
                 self.stats.failure(FailureKind::BadResponse);
                 Err(FailureKind::BadResponse)
             }
+            Err(DotFailure::Exchange(ExchangeError::Random)) => {
+                self.stats.failure(FailureKind::Random);
+                Err(FailureKind::Random)
+            }
         }
     }
 
@@ -459,6 +463,10 @@ impl Inner {
                 Stats::add(&self.stats.cleartext_queries, 1);
                 wire::clear_authentic_data(&mut bytes);
                 Ok((bytes, layout, AnswerSource::Cleartext))
+            }
+            Ok(Err(CleartextError::Random)) => {
+                self.stats.failure(FailureKind::Random);
+                Err(FailureKind::Random)
             }
             Ok(Err(e)) => {
                 log::info!("clear-text fallback failed: {e}");

@@ -27,6 +27,9 @@ pub enum FailureKind {
     BadQuery,
     /// Clear-text fallback failed.
     Cleartext,
+    /// The OS random number generator failed, so no query ID could be drawn
+    /// and the query was not sent.
+    Random,
 }
 
 /// Live counters, shared by all tasks of one resolver.
@@ -45,6 +48,7 @@ pub struct Stats {
     pub(crate) fail_bad_response: AtomicU64,
     pub(crate) fail_bad_query: AtomicU64,
     pub(crate) fail_cleartext: AtomicU64,
+    pub(crate) fail_random: AtomicU64,
     pub(crate) handshakes_full: AtomicU64,
     pub(crate) handshakes_resumed: AtomicU64,
     pub(crate) connections_opened: AtomicU64,
@@ -85,6 +89,8 @@ pub struct StatsSnapshot {
     pub fail_bad_query: u64,
     /// Failures: clear-text fallback.
     pub fail_cleartext: u64,
+    /// Failures: no random query ID (the OS generator failed).
+    pub fail_random: u64,
     /// Full TLS handshakes.
     pub handshakes_full: u64,
     /// Resumed TLS handshakes.
@@ -116,6 +122,7 @@ impl StatsSnapshot {
             + self.fail_bad_response
             + self.fail_bad_query
             + self.fail_cleartext
+            + self.fail_random
     }
 
     /// Mean answer latency in microseconds (0 before the first answer).
@@ -132,7 +139,7 @@ impl StatsSnapshot {
                 "{{\"queries\":{},\"cache_hits\":{},\"coalesced\":{},\"upstream_queries\":{},",
                 "\"cleartext_queries\":{},\"retries\":{},\"failures\":{{\"connect\":{},\"tls\":{},",
                 "\"timeout\":{},\"connection_lost\":{},\"bad_response\":{},\"bad_query\":{},",
-                "\"cleartext\":{}}},\"handshakes_full\":{},\"handshakes_resumed\":{},",
+                "\"cleartext\":{},\"random\":{}}},\"handshakes_full\":{},\"handshakes_resumed\":{},",
                 "\"connections_opened\":{},\"bytes_sent\":{},\"bytes_received\":{},",
                 "\"connection_open_millis\":{},\"connections_open_now\":{},",
                 "\"latency_mean_us\":{},\"latency_buckets_ms\":{:?},\"latency_histogram\":[{}]}}"
@@ -150,6 +157,7 @@ impl StatsSnapshot {
             self.fail_bad_response,
             self.fail_bad_query,
             self.fail_cleartext,
+            self.fail_random,
             self.handshakes_full,
             self.handshakes_resumed,
             self.connections_opened,
@@ -178,6 +186,7 @@ impl Stats {
             FailureKind::BadResponse => &self.fail_bad_response,
             FailureKind::BadQuery => &self.fail_bad_query,
             FailureKind::Cleartext => &self.fail_cleartext,
+            FailureKind::Random => &self.fail_random,
         };
         Stats::add(c, 1);
     }
@@ -237,6 +246,7 @@ impl Stats {
             fail_bad_response: g(&self.fail_bad_response),
             fail_bad_query: g(&self.fail_bad_query),
             fail_cleartext: g(&self.fail_cleartext),
+            fail_random: g(&self.fail_random),
             handshakes_full: g(&self.handshakes_full),
             handshakes_resumed: g(&self.handshakes_resumed),
             connections_opened: g(&self.connections_opened),

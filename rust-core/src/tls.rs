@@ -54,10 +54,26 @@ impl fmt::Display for AuthError {
     }
 }
 
+/// `name` as the TLS server name rustls connects with, or `None` when rustls
+/// refuses it. Config validation and [`ServerTls`] both use this, so a name
+/// that passed validation is the name the handshake is made for.
+pub(crate) fn server_name(name: &str) -> Option<ServerName<'static>> {
+    ServerName::try_from(name.to_owned()).ok()
+}
+
 /// The RFC 7469 pin of a certificate: SHA-256 over its SubjectPublicKeyInfo.
+/// `None` for bytes that are not one X.509 v3 certificate.
+///
+/// The certificate is parsed by webpki (through rustls's
+/// `ParsedCertificate`), the parser that verifies the handshake's
+/// signatures, not by a walker of our own: the bytes come from the server
+/// and are hostile until a pin matched. webpki refuses what it cannot verify
+/// (trailing data, versions before v3, unknown critical extensions), so
+/// such a certificate matches no pin.
 pub fn spki_pin(cert_der: &[u8]) -> Option<[u8; 32]> {
-    let spki = crate::spki::subject_public_key_info(cert_der)?;
-    Some(Sha256::digest(spki).into())
+    let cert = CertificateDer::from(cert_der);
+    let parsed = rustls::server::ParsedCertificate::try_from(&cert).ok()?;
+    Some(Sha256::digest(parsed.subject_public_key_info()).into())
 }
 
 /// Validates chains against the platform's trust store and any extra
@@ -237,8 +253,13 @@ pub fn provider() -> Arc<CryptoProvider> {
 pub struct ServerTls {
     /// rustls client configuration.
     pub config: Arc<ClientConfig>,
-    /// Name sent as SNI and checked; an IP address when the server has no name.
+    /// Name sent as SNI and checked; `None` when the server has no name
+    /// (then the address is checked instead).
     pub server_name: Option<ServerName<'static>>,
+    /// A configured name rustls refuses (possible only for a [`ServerSpec`]
+    /// that did not come from `Config::validate`): no connection is opened
+    /// rather than one authenticated against the bare address.
+    unusable_name: Option<String>,
     /// Authenticator, used after the handshake in opportunistic mode.
     pub auth: Arc<Authenticator>,
     /// Whether failing authentication fails the handshake.
@@ -263,23 +284,122 @@ impl ServerTls {
             .with_no_client_auth();
         config.alpn_protocols = vec![ALPN_DOT.to_vec()];
         config.resumption = Resumption::in_memory_sessions(SESSIONS_PER_SERVER);
-        let server_name = server
-            .auth_name
-            .as_ref()
-            .and_then(|n| ServerName::try_from(n.clone()).ok());
+        let server_name = server.auth_name.as_deref().and_then(server_name);
+        let unusable_name = match (&server.auth_name, &server_name) {
+            (Some(n), None) => Some(n.clone()),
+            _ => None,
+        };
         ServerTls {
             config: Arc::new(config),
             server_name,
+            unusable_name,
             auth,
             enforce,
         }
     }
 
     /// The name to hand rustls when connecting to `addr`: the authentication
-    /// name, or the address itself (rustls then sends no SNI).
-    pub fn name_for(&self, addr: std::net::SocketAddr) -> ServerName<'static> {
-        self.server_name
+    /// name, or the address itself when the server has none (rustls then
+    /// sends no SNI). An error when the configured name is one rustls
+    /// refuses: the address must not silently stand in for it.
+    pub fn name_for(&self, addr: std::net::SocketAddr) -> Result<ServerName<'static>, String> {
+        if let Some(n) = &self.unusable_name {
+            return Err(format!("{n:?} is not a valid TLS server name"));
+        }
+        Ok(self
+            .server_name
             .clone()
-            .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()))
+            .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: Option<&str>) -> ServerSpec {
+        ServerSpec {
+            auth_name: name.map(Into::into),
+            addresses: vec!["127.0.0.1:853".parse().unwrap()],
+            pins: vec![[0; 32]],
+        }
+    }
+
+    fn certificate() -> (Vec<u8>, [u8; 32]) {
+        use rcgen::PublicKeyData;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["dot.test".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let pin = Sha256::digest(key.subject_public_key_info()).into();
+        (cert.der().to_vec(), pin)
+    }
+
+    #[test]
+    fn pin_is_the_sha256_of_the_certificates_spki() {
+        let (der, pin) = certificate();
+        assert_eq!(spki_pin(&der), Some(pin));
+    }
+
+    #[test]
+    fn malformed_certificates_have_no_pin() {
+        let (der, _) = certificate();
+        // Truncated anywhere.
+        for n in 0..der.len() {
+            assert_eq!(spki_pin(&der[..n]), None, "truncated to {n}");
+        }
+        // Trailing data after a whole certificate: not one DER certificate.
+        for tail in [&[0u8][..], &[0x30, 0x00], &der] {
+            let mut long = der.clone();
+            long.extend_from_slice(tail);
+            assert_eq!(spki_pin(&long), None, "{} trailing bytes", tail.len());
+        }
+        // Garbage, including DER that has the shape of a certificate up to
+        // the SPKI (nested SEQUENCEs, five fields, a SEQUENCE) but is none.
+        let tbs: &[u8] = &[
+            0xA0, 0x03, 0x02, 0x01, 0x02, // version v3
+            0x02, 0x01, 0x01, // serial
+            0x30, 0x00, 0x30, 0x00, 0x30, 0x00, 0x30, 0x00, // alg, issuer, validity, subject
+            0x30, 0x00, // "SPKI"
+        ];
+        let mut shaped = vec![0x30, tbs.len() as u8 + 2, 0x30, tbs.len() as u8];
+        shaped.extend_from_slice(tbs);
+        for garbage in [
+            &[][..],
+            &[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF],
+            &[0x30, 0x03, 0x30, 0x01],
+            &[0xFF; 300],
+            &shaped,
+        ] {
+            assert_eq!(spki_pin(garbage), None, "{garbage:02x?}");
+        }
+        // Every single-byte corruption is either refused or still yields a
+        // pin, never a panic.
+        for i in 0..der.len() {
+            let mut bad = der.clone();
+            bad[i] ^= 0xA5;
+            let _ = spki_pin(&bad);
+        }
+    }
+
+    #[test]
+    fn a_name_rustls_refuses_is_never_replaced_by_the_address() {
+        let chain = Arc::new(ChainVerifier::new(&[]));
+        let addr = "127.0.0.1:853".parse().unwrap();
+        let tls = ServerTls::new(&spec(Some("dot.123")), Mode::Strict, chain.clone());
+        let err = tls.name_for(addr).unwrap_err();
+        assert!(err.contains("dot.123"), "{err}");
+        let tls = ServerTls::new(&spec(Some("dot.test")), Mode::Strict, chain.clone());
+        assert_eq!(
+            tls.name_for(addr).unwrap(),
+            ServerName::try_from("dot.test").unwrap()
+        );
+        // Without a name (pin-only), the address is the name.
+        let tls = ServerTls::new(&spec(None), Mode::Strict, chain);
+        assert!(matches!(
+            tls.name_for(addr).unwrap(),
+            ServerName::IpAddress(_)
+        ));
     }
 }

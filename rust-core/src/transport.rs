@@ -15,20 +15,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::{sleep_until, Instant};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+use tokio_util::codec::{Decoder, LengthDelimitedCodec};
 
+use crate::framing;
 use crate::host::{BoxStream, Dialer};
 use crate::policy::{IdlePolicy, PowerState};
 use crate::stats::Stats;
 use crate::tls::ServerTls;
 use crate::wire::{self, Layout, QuestionKey};
-
-/// Largest DNS message (the 2-byte length prefix's range).
-const MAX_FRAME: usize = u16::MAX as usize;
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -44,6 +44,9 @@ pub(crate) enum ExchangeError {
     BadResponse,
     /// No answer in time.
     Timeout,
+    /// No random wire ID could be drawn (the OS generator failed); the
+    /// query was not sent.
+    Random,
 }
 
 /// Why a connection could not be opened.
@@ -118,6 +121,7 @@ impl Connection {
         stats: Arc<Stats>,
     ) -> Result<(Connection, HandshakeInfo), OpenError> {
         let started = Instant::now();
+        let name = tls.name_for(addr).map_err(OpenError::Tls)?;
         let stream = match tokio::time::timeout(settings.connect_timeout, dialer.dial(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(OpenError::Connect(e.to_string())),
@@ -126,7 +130,7 @@ impl Connection {
         let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         stats.connection_opened(id);
         let connector = TlsConnector::from(tls.config.clone());
-        let handshake = connector.connect(tls.name_for(addr), stream);
+        let handshake = connector.connect(name, stream);
         let tls_stream = match tokio::time::timeout(settings.handshake_timeout, handshake).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -162,7 +166,8 @@ impl Connection {
             stats,
             pending: HashMap::new(),
             deadlines: VecDeque::new(),
-            next_id: initial_id(id),
+            random: crate::rng::system,
+            codec: framing::codec(),
             server_keepalive: None,
             last_activity: Instant::now(),
         };
@@ -226,23 +231,17 @@ fn authenticated_after_handshake(
     let Some((end_entity, intermediates)) = certs.split_first() else {
         return false;
     };
+    let Ok(name) = tls.name_for(addr) else {
+        return false;
+    };
     tls.auth
         .check(
             end_entity,
             intermediates,
-            &tls.name_for(addr),
+            &name,
             rustls_pki_types::UnixTime::now(),
         )
         .is_ok()
-}
-
-/// IDs start at a different point per connection so a server cannot link
-/// queries across connections by ID sequence alone.
-fn initial_id(connection: u64) -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    (nanos as u64 ^ connection.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as u16
 }
 
 struct Pending {
@@ -265,7 +264,10 @@ struct ConnectionTask {
     /// Wire IDs in the order sent, with their deadlines (all queries share
     /// one timeout, so this is sorted).
     deadlines: VecDeque<(Instant, u16)>,
-    next_id: u16,
+    /// Where wire IDs come from (rng.rs).
+    random: crate::rng::Random,
+    /// Splits what the server sent into messages.
+    codec: LengthDelimitedCodec,
     server_keepalive: Option<Duration>,
     last_activity: Instant,
 }
@@ -283,7 +285,7 @@ enum End {
 impl ConnectionTask {
     async fn run(mut self, stream: TlsStream<BoxStream>) {
         let (mut reader, mut writer) = tokio::io::split(stream);
-        let mut buf: Vec<u8> = Vec::with_capacity(4096);
+        let mut buf = BytesMut::with_capacity(4096);
         let end = self.serve(&mut reader, &mut writer, &mut buf).await;
         self.closed.store(true, Ordering::Release);
         match &end {
@@ -321,10 +323,10 @@ impl ConnectionTask {
         &mut self,
         reader: &mut ReadHalf<TlsStream<BoxStream>>,
         writer: &mut WriteHalf<TlsStream<BoxStream>>,
-        buf: &mut Vec<u8>,
+        buf: &mut BytesMut,
     ) -> End {
         let shutdown = self.shutdown.clone();
-        let mut out: Vec<u8> = Vec::with_capacity(4096);
+        let mut out = BytesMut::with_capacity(4096);
         loop {
             let idle_deadline = self.pending.is_empty().then(|| {
                 let state = *self.power.borrow();
@@ -389,24 +391,32 @@ impl ConnectionTask {
     }
 
     /// Gives `request` a free wire ID and appends its frame to `out`.
-    fn enqueue(&mut self, request: Request, out: &mut Vec<u8>) {
+    fn enqueue(&mut self, request: Request, out: &mut BytesMut) {
         if request.reply.is_closed() {
             return; // the client gave up while queued
         }
         let mut message = request.message;
-        if message.len() > MAX_FRAME {
+        // Every ID random, so that neither the server nor anyone who learns
+        // one ID can predict or link the others. One in use is stepped past:
+        // at most max_in_flight (< 65536) are, so this ends.
+        let Ok(mut id) = crate::rng::id(self.random) else {
+            log::error!(
+                "connection {}: query not sent: {}",
+                self.id,
+                crate::rng::RngFailed
+            );
+            let _ = request.reply.send(Err(ExchangeError::Random));
+            return;
+        };
+        while self.pending.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        wire::set_id(&mut message, id);
+        if let Err(e) = framing::encode(&message, out) {
+            log::warn!("connection {}: query not sent: {e}", self.id);
             let _ = request.reply.send(Err(ExchangeError::Closed));
             return;
         }
-        // At most max_in_flight (< 65536) IDs are in use, so this ends.
-        while self.pending.contains_key(&self.next_id) {
-            self.next_id = self.next_id.wrapping_add(1);
-        }
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        wire::set_id(&mut message, id);
-        out.extend_from_slice(&(message.len() as u16).to_be_bytes());
-        out.extend_from_slice(&message);
         let now = Instant::now();
         self.last_activity = now;
         let deadline = now + self.settings.query_timeout;
@@ -422,21 +432,15 @@ impl ConnectionTask {
     }
 
     /// Answers every complete frame in `buf` and keeps the partial rest.
-    fn take_frames(&mut self, buf: &mut Vec<u8>) -> Result<(), &'static str> {
-        let mut at = 0;
-        while buf.len() - at >= 2 {
-            let len = u16::from_be_bytes([buf[at], buf[at + 1]]) as usize;
-            if len < wire::HEADER_LEN {
+    fn take_frames(&mut self, buf: &mut BytesMut) -> Result<(), &'static str> {
+        // A 2-byte length cannot exceed the codec's bound, so decoding
+        // cannot fail; mapped all the same rather than unwrapped.
+        while let Some(frame) = self.codec.decode(buf).map_err(|_| "bad frame")? {
+            if frame.len() < wire::HEADER_LEN {
                 return Err("frame shorter than a DNS header");
             }
-            if buf.len() - at - 2 < len {
-                break;
-            }
-            let frame = &buf[at + 2..at + 2 + len];
-            at += 2 + len;
-            self.answer(frame)?;
+            self.answer(&frame)?;
         }
-        buf.drain(..at);
         Ok(())
     }
 
@@ -508,4 +512,109 @@ async fn write_all_flush(
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection task with no stream: enough to give queries wire IDs.
+    fn task(random: crate::rng::Random) -> ConnectionTask {
+        let (_tx, rx) = mpsc::channel(1);
+        let (_power_tx, power) = watch::channel(PowerState::Interactive);
+        ConnectionTask {
+            id: 0,
+            rx,
+            closed: Arc::new(AtomicBool::new(false)),
+            shutdown: Arc::new(Notify::new()),
+            settings: ConnectionSettings {
+                connect_timeout: Duration::from_secs(1),
+                handshake_timeout: Duration::from_secs(1),
+                query_timeout: Duration::from_secs(5),
+                max_in_flight: 4096,
+                idle: IdlePolicy::default(),
+            },
+            power,
+            stats: Arc::new(Stats::default()),
+            pending: HashMap::new(),
+            deadlines: VecDeque::new(),
+            random,
+            codec: framing::codec(),
+            server_keepalive: None,
+            last_activity: Instant::now(),
+        }
+    }
+
+    /// A query for `a.test. A`, and the receiver of its answer.
+    fn request() -> (Request, oneshot::Receiver<Result<Answer, ExchangeError>>) {
+        let mut message = vec![0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        message.extend_from_slice(b"\x01a\x04test\x00\x00\x01\x00\x01");
+        let layout = Layout::parse(&message).unwrap();
+        let key = QuestionKey::of(&message, &layout).unwrap().unwrap();
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            message,
+            key,
+            reply,
+        };
+        (request, answer)
+    }
+
+    #[tokio::test]
+    async fn a_failing_random_generator_fails_the_query_unsent() {
+        let mut t = task(crate::rng::failing);
+        let (request, mut answer) = request();
+        let mut out = BytesMut::new();
+        t.enqueue(request, &mut out);
+        assert!(out.is_empty(), "nothing may be written");
+        assert!(t.pending.is_empty());
+        assert!(matches!(answer.try_recv(), Ok(Err(ExchangeError::Random))));
+    }
+
+    #[tokio::test]
+    async fn a_query_too_long_to_frame_is_refused_and_65535_is_sent() {
+        let mut t = task(crate::rng::system);
+        let (mut long, mut answer) = request();
+        long.message = vec![0; framing::MAX_MESSAGE + 1];
+        let mut out = BytesMut::new();
+        t.enqueue(long, &mut out);
+        assert!(out.is_empty(), "a wrapped length was written");
+        assert!(t.pending.is_empty());
+        assert!(matches!(answer.try_recv(), Ok(Err(ExchangeError::Closed))));
+
+        let (mut longest, _answer) = request();
+        longest.message = vec![0; framing::MAX_MESSAGE];
+        t.enqueue(longest, &mut out);
+        assert_eq!(out.len(), framing::MAX_MESSAGE + 2);
+        assert_eq!(out[..2], [0xFF, 0xFF]);
+        assert_eq!(t.pending.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn wire_ids_in_flight_are_random_and_distinct() {
+        let mut t = task(crate::rng::system);
+        let mut out = BytesMut::new();
+        let mut answers = Vec::new();
+        for _ in 0..2000 {
+            let (request, answer) = request();
+            answers.push(answer);
+            t.enqueue(request, &mut out);
+        }
+        assert_eq!(t.pending.len(), 2000, "every ID distinct while in flight");
+        let mut ids = Vec::new();
+        let mut rest = &out[..];
+        while let [hi, lo, ..] = *rest {
+            let len = usize::from(u16::from_be_bytes([hi, lo]));
+            ids.push(u16::from_be_bytes([rest[2], rest[3]]));
+            rest = &rest[2 + len..];
+        }
+        assert_eq!(ids.len(), 2000);
+        let steps = ids
+            .windows(2)
+            .filter(|w| w[1].wrapping_sub(w[0]) == 1)
+            .count();
+        // Collisions step to the next free ID, so a few steps by one are
+        // expected; a counter would make all 1999 of them.
+        assert!(steps < 100, "{steps} sequential steps");
+    }
 }

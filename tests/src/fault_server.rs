@@ -218,6 +218,7 @@ pub struct Stats {
     queries_received: AtomicUsize,
     answers_sent: AtomicUsize,
     query_sizes: Mutex<Vec<usize>>,
+    query_ids: Mutex<Vec<u16>>,
     resumed: Mutex<Vec<bool>>,
 }
 
@@ -259,6 +260,12 @@ impl Stats {
     /// padding checks (RFC 7830/8467, block size 128) need.
     pub fn query_sizes(&self) -> Vec<usize> {
         self.query_sizes.lock().unwrap().clone()
+    }
+
+    /// The DNS ID of every query frame received (of at least two bytes), in
+    /// arrival order: the wire IDs the client chose.
+    pub fn query_ids(&self) -> Vec<u16> {
+        self.query_ids.lock().unwrap().clone()
     }
 
     /// For every completed TLS handshake, in completion order, whether it was
@@ -638,6 +645,11 @@ impl FaultServer {
         self.stats.query_sizes()
     }
 
+    /// See [`Stats::query_ids`].
+    pub fn query_ids(&self) -> Vec<u16> {
+        self.stats.query_ids()
+    }
+
     /// See [`Stats::resumed_sessions`].
     pub fn resumed_sessions(&self) -> Vec<bool> {
         self.stats.resumed_sessions()
@@ -815,6 +827,13 @@ async fn read_queries<R: AsyncRead + Unpin>(
             return Ok(());
         };
         stats.query_sizes.lock().unwrap().push(body.len());
+        if let Some(id) = body.get(..2) {
+            stats
+                .query_ids
+                .lock()
+                .unwrap()
+                .push(u16::from_be_bytes([id[0], id[1]]));
+        }
         stats.queries_received.fetch_add(1, Ordering::SeqCst);
         // After the writer has closed (CloseAfter, WrongLength) we keep
         // draining so the client's unanswered queries are consumed and our
@@ -917,6 +936,13 @@ async fn serve_garbage_records<S: AsyncRead + AsyncWrite + Unpin>(
     tls.flush().await?;
     if let Some(body) = with_idle(idle, read_frame(&mut tls)).await?? {
         stats.query_sizes.lock().unwrap().push(body.len());
+        if let Some(id) = body.get(..2) {
+            stats
+                .query_ids
+                .lock()
+                .unwrap()
+                .push(u16::from_be_bytes([id[0], id[1]]));
+        }
         stats.queries_received.fetch_add(1, Ordering::SeqCst);
         let mut junk = vec![0u8; 32];
         fill_random(&mut junk);

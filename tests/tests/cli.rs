@@ -166,6 +166,29 @@ fn bad_input_is_one_line_naming_the_problem() {
     }
 }
 
+/// A name config validation accepted but rustls cannot connect with used
+/// to become a strict query to the bare address that failed every
+/// handshake; it must be refused as bad input, naming the field.
+#[test]
+fn a_name_tls_cannot_use_is_refused_as_bad_input() {
+    let args = [
+        "query",
+        "a.test",
+        "--server",
+        "127.0.0.1:1",
+        "--name",
+        "dot.123",
+        "--timeout-ms",
+        "1000",
+    ];
+    let out = dotcore(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("servers[0].name"), "{stderr}");
+    assert!(stderr.contains("dot.123"), "{stderr}");
+}
+
 fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()

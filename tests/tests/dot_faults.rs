@@ -649,6 +649,32 @@ async fn every_query_frame_is_padded_to_128_bytes() {
     assert!(sizes.iter().any(|&s| s > 128), "{sizes:?}");
 }
 
+/// Wire IDs come from the OS CSPRNG, each on its own: a sequence (as from
+/// a per-connection counter) would let the server link queries, and anyone
+/// who saw one ID predict the next.
+#[tokio::test]
+async fn wire_ids_on_one_connection_are_not_a_sequence() {
+    let _m = MACHINE.read().await;
+    const N: u16 = 200;
+    let tls = TlsIdentity::generate(NAME);
+    let server = FaultServer::start(Behaviour::Normal, tls.clone());
+    let r = resolver(&config_for(&[server.addr()], &tls));
+    for i in 0..N {
+        let name = format!("n{i}.test");
+        let (resp, _) = ask(&r, &name, i).await;
+        assert_answer(&resp, &name, i);
+    }
+    assert_eq!(r.stats().connections_opened, 1);
+    let ids = server.query_ids();
+    assert_eq!(ids.len(), N as usize);
+    let steps = ids
+        .windows(2)
+        .filter(|w| w[1].wrapping_sub(w[0]) <= 1)
+        .count();
+    // Random IDs repeat or step by one with probability 2/65536 each.
+    assert!(steps < 4, "{steps} sequential steps: {ids:?}");
+}
+
 #[tokio::test]
 async fn leaf_pin_without_ca_authenticates_in_strict_mode() {
     let _m = MACHINE.read().await;

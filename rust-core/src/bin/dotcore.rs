@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Semaphore};
 
 use dotcore::config::{parse_resolver_address, CustomServer, Upstream};
+use dotcore::framing::{self, FrameReader};
 use dotcore::packet::{client_udp_payload_limit, truncate_dns_response};
 use dotcore::{message, providers, Config, Mode, NoHost, Resolver};
 
@@ -395,9 +396,8 @@ async fn serve_tcp(listener: TcpListener, resolver: Resolver, limit: Arc<Semapho
     }
 }
 
-/// How long a TCP client may take to send a whole query, and stay idle
-/// between queries, before the connection is closed (RFC 7766 §6.2.3
-/// suggests seconds).
+/// How long a TCP client may stay idle and then take to send a whole query
+/// before the connection is closed (RFC 7766 §6.2.3 suggests seconds).
 const TCP_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One TCP client: queries answered concurrently, answers written in
@@ -405,30 +405,32 @@ const TCP_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// client is idle, or sends a query too slowly, for [`TCP_CLIENT_TIMEOUT`].
 async fn serve_tcp_client(stream: TcpStream, resolver: Resolver, limit: Arc<Semaphore>) {
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let writer_task = tokio::spawn(async move {
         while let Some(answer) = rx.recv().await {
-            let mut framed = Vec::with_capacity(answer.len() + 2);
-            framed.extend_from_slice(&(answer.len() as u16).to_be_bytes());
-            framed.extend_from_slice(&answer);
+            let framed = match framing::framed(&answer) {
+                Ok(f) => f,
+                Err(e) => {
+                    // Its client waits for an answer that cannot come; closing
+                    // tells it at once.
+                    log::warn!("TCP answer not sent: {e}");
+                    return;
+                }
+            };
             if writer.write_all(&framed).await.is_err() {
                 return;
             }
         }
     });
+    let mut reader = FrameReader::new(reader);
     loop {
-        let len = match tokio::time::timeout(TCP_CLIENT_TIMEOUT, reader.read_u16()).await {
-            Ok(Ok(len)) => len as usize,
+        // A client that stays idle, or announces a length and then stalls,
+        // must not hold the connection (and its buffer) forever.
+        let query = match tokio::time::timeout(TCP_CLIENT_TIMEOUT, reader.next()).await {
+            Ok(Ok(Some(query))) => query,
             _ => break,
         };
-        let mut query = vec![0u8; len];
-        // A client that announces a length and then stalls must not hold
-        // the connection (and its buffer) forever.
-        match tokio::time::timeout(TCP_CLIENT_TIMEOUT, reader.read_exact(&mut query)).await {
-            Ok(Ok(_)) => {}
-            _ => break,
-        }
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break;
         };

@@ -351,16 +351,15 @@ impl TcpStack {
         };
         c.pending = c.pending.saturating_sub(1);
         c.last_active = Instant::now();
-        let Ok(len) = u16::try_from(answer.len()) else {
-            PacketCounters::add(&counters.unanswerable, 1);
-            return;
-        };
         if answer.len() < crate::wire::HEADER_LEN {
             PacketCounters::add(&counters.unanswerable, 1);
             return;
         }
-        c.out.extend(len.to_be_bytes());
-        c.out.extend(answer);
+        let Ok(framed) = crate::framing::framed(answer) else {
+            PacketCounters::add(&counters.unanswerable, 1);
+            return;
+        };
+        c.out.extend(&framed[..]);
         PacketCounters::add(&counters.tcp_answers, 1);
         let socket = self.sockets.get_mut::<tcp::Socket>(c.handle);
         flush(c, socket);

@@ -1,0 +1,74 @@
+//! Random DNS message IDs, from the operating system's CSPRNG only.
+//!
+//! An off-path attacker who guesses a clear-text query's ID (and source
+//! port) can forge its answer; on a DoT connection predictable IDs would let
+//! a server link queries by sequence. So IDs come from the OS generator
+//! (ring's `SystemRandom`, the one rustls uses: `getrandom(2)` on Linux and
+//! Android), and when it fails the query fails. There is no weaker fallback.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use rustls::crypto::SecureRandom;
+
+/// The OS generator failed; the query that needed an ID is not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RngFailed;
+
+impl fmt::Display for RngFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the system's random number generator failed")
+    }
+}
+
+/// Where random bytes come from. A plain function so that tests can put a
+/// failing generator in its place.
+pub(crate) type Random = fn(&mut [u8]) -> Result<(), RngFailed>;
+
+/// Built once: rustls builds a whole provider (cipher suite lists) to hand
+/// out its generator.
+static SYSTEM: LazyLock<&'static dyn SecureRandom> =
+    LazyLock::new(|| rustls::crypto::ring::default_provider().secure_random);
+
+/// The OS CSPRNG.
+pub(crate) fn system(buf: &mut [u8]) -> Result<(), RngFailed> {
+    SYSTEM.fill(buf).map_err(|_| RngFailed)
+}
+
+/// A random 16-bit ID from `random`.
+pub(crate) fn id(random: Random) -> Result<u16, RngFailed> {
+    let mut b = [0u8; 2];
+    random(&mut b)?;
+    Ok(u16::from_be_bytes(b))
+}
+
+/// A generator that always fails, for tests of the failure path.
+#[cfg(test)]
+pub(crate) fn failing(_: &mut [u8]) -> Result<(), RngFailed> {
+    Err(RngFailed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_generator_gives_no_id() {
+        assert_eq!(id(failing), Err(RngFailed));
+    }
+
+    #[test]
+    fn system_ids_are_not_a_sequence() {
+        let ids: Vec<u16> = (0..1000).map(|_| id(system).unwrap()).collect();
+        let steps = ids
+            .windows(2)
+            .filter(|w| w[1].wrapping_sub(w[0]) <= 1)
+            .count();
+        // Random IDs repeat or step by one with probability 2/65536 each.
+        assert!(steps < 5, "{steps} sequential steps in {ids:?}");
+        let mut distinct = ids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() > 970, "{} distinct", distinct.len());
+    }
+}
