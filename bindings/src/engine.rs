@@ -229,6 +229,9 @@ pub struct EngineStats {
     pub fail_bad_query: i64,
     /// Failures: clear-text fallback failed.
     pub fail_cleartext: i64,
+    /// Failures: the OS random generator failed, so no unguessable query ID
+    /// could be drawn and the query was not sent.
+    pub fail_random: i64,
     /// Full TLS handshakes.
     pub handshakes_full: i64,
     /// Resumed TLS handshakes.
@@ -270,6 +273,7 @@ impl From<dotcore::StatsSnapshot> for EngineStats {
             fail_bad_response: n(s.fail_bad_response),
             fail_bad_query: n(s.fail_bad_query),
             fail_cleartext: n(s.fail_cleartext),
+            fail_random: n(s.fail_random),
             handshakes_full: n(s.handshakes_full),
             handshakes_resumed: n(s.handshakes_resumed),
             connections_opened: n(s.connections_opened),

@@ -18,7 +18,7 @@ class StatusTest {
         EngineStats(
             queries = queries, cacheHits = cacheHits, coalesced = 0, upstreamQueries = 0, cleartextQueries = 0,
             retries = 0, failures = failures, failConnect = 0, failTls = failures, failTimeout = 0,
-            failConnectionLost = 0, failBadResponse = 0, failBadQuery = 0, failCleartext = 0,
+            failConnectionLost = 0, failBadResponse = 0, failBadQuery = 0, failCleartext = 0, failRandom = 0,
             handshakesFull = full, handshakesResumed = resumed, connectionsOpened = 0, connectionsOpenNow = 0,
             connectionOpenMillis = 0, bytesSent = 0, bytesReceived = 0, meanLatencyMicros = meanMicros,
             latencyBucketsMs = emptyList(), latencyHistogram = emptyList(),
