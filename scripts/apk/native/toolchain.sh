@@ -50,48 +50,51 @@ ensure_host_tools() {
         "libllvm$APK_LLVM_MAJOR" libgit2-1.5 bc patchelf python3 dpkg-dev
 }
 
-# The Rust packages, at the pinned version. `with_clippy` adds
-# rust-web-clippy (lint-android.sh).
+# The Rust packages, at the pinned version, each unpacked once (a stamp per
+# package holds its version). `with_clippy` adds rust-web-clippy
+# (lint-android.sh).
 ensure_rust_web() {
     # libstd-rust-web-<major.minor> holds librustc_driver; -dev the target
     # libraries of the host; rust-web-src the std source -Zbuild-std builds.
     local packages=(rustc-web cargo-web rust-web-src libstd-rust-web-dev
         "libstd-rust-web-$(printf '%s' "$APK_RUST_WEB_VERSION" | cut -d. -f1-2)")
-    local stamp_name=rust
-    if [ "${1:-}" = with_clippy ]; then
-        packages+=(rust-web-clippy)
-        stamp_name=clippy
-    fi
-    local stamp="$APK_TOOLCHAIN/.installed-$stamp_name"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "${packages[*]} $APK_RUST_WEB_VERSION" ]; then
-        return 0
-    fi
-    native_step "unpacking Debian's Rust $APK_RUST_WEB_VERSION (${packages[*]}) into $APK_TOOLCHAIN"
+    [ "${1:-}" = with_clippy ] && packages+=(rust-web-clippy)
+    local pkg missing=()
+    for pkg in "${packages[@]}"; do
+        [ "$(cat "$APK_TOOLCHAIN/.installed-$pkg" 2>/dev/null)" = "$APK_RUST_WEB_VERSION" ] ||
+            missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    native_step "unpacking Debian's ${missing[*]} $APK_RUST_WEB_VERSION into $APK_TOOLCHAIN"
     local debs="$ROOT/target/android-toolchain/debs"
     mkdir -p "$debs" "$APK_TOOLCHAIN"
-    local pkg spec=()
-    for pkg in "${packages[@]}"; do
-        spec+=("$pkg=$APK_RUST_WEB_VERSION")
-    done
     if ! apt-cache policy rustc-web 2>/dev/null | grep -q "$APK_RUST_WEB_VERSION"; then
         apt-get update -qq
     fi
-    (cd "$debs" && apt-get download -qq "${spec[@]}") ||
-        native_die "apt-get download ${spec[*]} failed (is bookworm-security in the apt sources?)"
-    for pkg in "${packages[@]}"; do
-        dpkg-deb -x "$(ls "$debs/${pkg}_"*.deb | head -n 1)" "$APK_TOOLCHAIN"
+    for pkg in "${missing[@]}"; do
+        local deb
+        deb="$(ls "$debs/${pkg}_${APK_RUST_WEB_VERSION}_"*.deb 2>/dev/null | head -n 1 || true)"
+        if [ -z "$deb" ]; then
+            # -o APT::Sandbox::User=root: the download directory is root's.
+            (cd "$debs" && apt-get download -qq -o APT::Sandbox::User=root "$pkg=$APK_RUST_WEB_VERSION") ||
+                native_die "apt-get download $pkg=$APK_RUST_WEB_VERSION failed (bookworm-security must be in the apt sources)"
+            deb="$(ls "$debs/${pkg}_${APK_RUST_WEB_VERSION}_"*.deb | head -n 1)"
+        fi
+        dpkg-deb -x "$deb" "$APK_TOOLCHAIN"
+        printf '%s\n' "$APK_RUST_WEB_VERSION" >"$APK_TOOLCHAIN/.installed-$pkg"
     done
     # Debian's binaries look for librustc_driver in /usr/lib/<triplet>; point
     # them at the unpacked copy instead of exporting LD_LIBRARY_PATH to every
     # process cargo starts.
     local bin
-    for bin in rustc rustdoc clippy-driver; do
-        [ -f "$APK_TOOLCHAIN/usr/bin/$bin" ] &&
+    for bin in rustc rustdoc clippy-driver cargo-clippy; do
+        if [ -f "$APK_TOOLCHAIN/usr/bin/$bin" ]; then
+            # shellcheck disable=SC2016 # $ORIGIN is for the dynamic loader
             patchelf --set-rpath '$ORIGIN/../lib/x86_64-linux-gnu' "$APK_TOOLCHAIN/usr/bin/$bin"
+        fi
     done
     "$APK_TOOLCHAIN/usr/bin/rustc" -vV >/dev/null ||
         native_die "the unpacked rustc does not run: $APK_TOOLCHAIN/usr/bin/rustc"
-    printf '%s\n' "${packages[*]} $APK_RUST_WEB_VERSION" >"$stamp"
 }
 
 abi_triple() {
