@@ -67,7 +67,10 @@ def engine_c(symbols: list[str]) -> str:
 
 
 def sh(cmd: list[str]) -> None:
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise SystemExit(f"fixture: {cmd[0]} is not installed (Debian: clang-22 lld-22)")
     if p.returncode:
         raise SystemExit(f"fixture: {' '.join(cmd)} failed:\n{p.stderr}")
 

@@ -59,7 +59,10 @@ class Ctx:
 
 
 def sh(cmd: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, env=env)
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, env=env)
+    except FileNotFoundError:
+        raise SystemExit(f"test_check_apk: {cmd[0]} is not installed")
 
 
 def must(cmd: list[str], env: dict | None = None) -> None:
