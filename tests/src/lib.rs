@@ -22,3 +22,5 @@ pub use certs::{spki_pin, Leaf, PkiFiles, TestCa, TestPki, DOT_NAME};
 pub use unbound::{dig, find_tool, kdig, require_tool, run_tool, UnboundOptions, UnboundServer};
 pub mod fault_server;
 pub mod simulator;
+pub mod interop_servers;
+pub mod dot_probe;
