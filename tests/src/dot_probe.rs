@@ -257,7 +257,7 @@ pub fn query_frame(id: u16, name: &str, keepalive: bool) -> Vec<u8> {
     }
     msg.push(0);
     msg.extend_from_slice(&[0, 1, 0, 1]); // A, IN
-    // OPT: root name, type 41, UDP size 1232, no flags.
+                                          // OPT: root name, type 41, UDP size 1232, no flags.
     msg.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
     if keepalive {
         msg.extend_from_slice(&4u16.to_be_bytes());

@@ -354,7 +354,15 @@ zone \"bench.\" {{ type primary; file {bench}; }};
         let port = self.dot_addr.port().to_string();
         let at = format!("@{}", self.dot_addr.ip());
         let out = kdig(&[
-            &ca, &host, "+short", "+timeout=2", "-p", &port, &at, A_NAME, "A",
+            &ca,
+            &host,
+            "+short",
+            "+timeout=2",
+            "-p",
+            &port,
+            &at,
+            A_NAME,
+            "A",
         ]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         if out.status.success() && stdout.trim() == zone::A_TEST_V4 {

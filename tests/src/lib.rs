@@ -20,7 +20,7 @@ pub mod unbound;
 
 pub use certs::{spki_pin, Leaf, PkiFiles, TestCa, TestPki, DOT_NAME};
 pub use unbound::{dig, find_tool, kdig, require_tool, run_tool, UnboundOptions, UnboundServer};
-pub mod fault_server;
-pub mod simulator;
-pub mod interop_servers;
 pub mod dot_probe;
+pub mod fault_server;
+pub mod interop_servers;
+pub mod simulator;
