@@ -150,7 +150,7 @@ def main():
     w("  no failure and no retry.")
     w("- *burst*: 20 concurrent queries, on a new connection (queued during")
     w("  the handshake, so written together) and on an established one:")
-    w("  all answered, no SERVFAIL, none slower than 1 s. The probe shows")
+    w("  all answered, no SERVFAIL, none slower than 1.5 s. The probe shows")
     w("  what the server does with five queries in one TLS record.")
     w("- *first_answer_latency*: median of 3 new connections, by the")
     w("  engine (first query including the handshake, then a second one),")

@@ -239,6 +239,10 @@ impl DotServer {
         let q = |p: &Path| format!("\"{}\"", p.display());
         // A clear-text listener is BIND's default next to `listen-on tls`;
         // it is put on a free port so the fixture needs no privileges.
+        // `dnssec-validation no`: with its default (auto) named keeps the
+        // root trust anchor fresh by fetching `. DNSKEY` from the internet
+        // even with recursion off; an authoritative-only server validates
+        // nothing, so this changes no answer, only stops that traffic.
         let conf = format!(
             "options {{
     directory {dir};
@@ -249,6 +253,7 @@ impl DotServer {
     listen-on port {port} tls dotcore {{ 127.0.0.1; }};
     listen-on-v6 {{ none; }};
     recursion no;
+    dnssec-validation no;
 }};
 tls dotcore {{
     cert-file {cert};
