@@ -110,6 +110,8 @@ pub struct DotServer {
     log_path: PathBuf,
     /// Unbound itself, or dnsdist's backend.
     unbound: Option<UnboundServer>,
+    /// BIND's clear-text listener.
+    plain: Option<SocketAddr>,
     version: String,
 }
 
@@ -154,6 +156,7 @@ impl DotServer {
             child: None,
             log_path,
             unbound: None,
+            plain: None,
             version: String::new(),
         };
         match kind {
@@ -218,6 +221,7 @@ impl DotServer {
         let port = free_port()?;
         let plain = free_port()?;
         self.dot_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        self.plain = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, plain)));
         let d = self.dir.path();
         let zone_file = d.join("test.zone");
         let bench_file = d.join("bench.zone");
@@ -413,11 +417,11 @@ zone \"bench.\" {{ type primary; file {bench}; }};
         self.leaf_pin.clone()
     }
 
-    /// A clear-text endpoint of the same data (Unbound's own, or dnsdist's
-    /// backend), where one exists; `None` for kresd and BIND, whose
-    /// fixtures listen on TLS only or on a port tests do not use.
+    /// A clear-text endpoint of the same data (Unbound's or BIND's own, or
+    /// dnsdist's backend); `None` for kresd, which listens on TLS only.
     pub fn plain_addr(&self) -> Option<SocketAddr> {
-        self.unbound.as_ref().map(UnboundServer::plain_addr)
+        self.plain
+            .or_else(|| self.unbound.as_ref().map(UnboundServer::plain_addr))
     }
 
     /// The server's log so far.
