@@ -27,7 +27,7 @@ as_root() {
 }
 
 # --- Debian packages ----------------------------------------------------------
-PACKAGES=(unbound knot-dnsutils bind9-dnsutils dnsperf stubby tcpdump tshark
+PACKAGES=(unbound knot-dnsutils bind9-dnsutils knot-resolver bind9 dnsdist dnsperf stubby tcpdump tshark
     nftables iproute2 openssl python3)
 
 is_installed() {

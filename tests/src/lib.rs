@@ -8,6 +8,11 @@
 //!   leaves, RFC 7469 pins), generated per test so no keys live in the repo.
 //! * [`unbound`]: a private unbound DoT server on free loopback ports with a
 //!   fixed test zone, plus helpers to drive independent clients (kdig, dig).
+//! * [`interop_servers`]: Knot Resolver, BIND 9.18 and dnsdist (plus
+//!   Unbound with its shipped defaults) as DoT servers on loopback, each
+//!   checked with kdig, for the interoperability matrix (docs/interop.md).
+//! * [`dot_probe`]: a minimal DoT client, independent of the engine, that
+//!   measures what a server does on the wire.
 //! * [`simulator`]: the Linux device simulator: phone and network
 //!   namespaces, a TUN device served by `dotcore tun`, Unbound upstream
 //!   (root only; see docs/simulator.md).
@@ -20,5 +25,7 @@ pub mod unbound;
 
 pub use certs::{spki_pin, Leaf, PkiFiles, TestCa, TestPki, DOT_NAME};
 pub use unbound::{dig, find_tool, kdig, require_tool, run_tool, UnboundOptions, UnboundServer};
+pub mod dot_probe;
 pub mod fault_server;
+pub mod interop_servers;
 pub mod simulator;
