@@ -78,12 +78,12 @@ else
 fi
 
 # --- system services that would hold DNS ports ---------------------------------
-# The packages may start system-wide unbound/stubby daemons on ports 53/853;
-# tests run their own instances on free ports, and a resolver daemon changing
-# the machine's DNS under the tests would only add noise.
-step "disabling system unbound/stubby services (if systemd manages them)"
+# The packages may start system-wide unbound/stubby/named/dnsdist daemons on
+# ports 53/853; tests run their own instances on free ports, and a resolver
+# daemon changing the machine's DNS under the tests would only add noise.
+step "disabling the system DNS daemons the packages start (if systemd manages them)"
 if command -v systemctl >/dev/null 2>&1 && systemctl list-units --no-pager >/dev/null 2>&1; then
-    for svc in unbound unbound-resolvconf stubby; do
+    for svc in unbound unbound-resolvconf stubby named dnsdist; do
         if systemctl list-unit-files --no-pager "$svc.service" 2>/dev/null | grep -q "^$svc.service"; then
             if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
                 step "systemctl disable --now $svc"
