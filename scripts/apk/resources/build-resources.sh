@@ -84,11 +84,11 @@ src, dst, package = sys.argv[1:]
 text = open(src, encoding="utf-8").read()
 m = re.search(r"<manifest\b[^>]*>", text)
 if not m:
-    sys.exit(f"build-resources: no <manifest> element in {src}")
+    sys.exit(f"build-resources: error: no <manifest> element in {src}")
 if re.search(r"\spackage\s*=", m.group(0)):
-    sys.exit(f"build-resources: {src} already sets package=; Gradle's namespace is the one place for it")
+    sys.exit(f"build-resources: error: {src} already sets package=; Gradle's namespace is the one place for it")
 if re.search(r"<uses-sdk\b", text):
-    sys.exit(f"build-resources: {src} has <uses-sdk>; the SDK levels belong to the version catalog")
+    sys.exit(f"build-resources: error: {src} has <uses-sdk>; the SDK levels belong to the version catalog")
 tag = m.group(0)[:-1].rstrip("/") + f'\n    package="{package}"' + (">" if not m.group(0).endswith("/>") else "/>")
 out = text[:m.start()] + tag + text[m.end():]
 with open(dst, "w", encoding="utf-8") as f:
