@@ -16,6 +16,8 @@ import struct
 import sys
 from pathlib import Path
 
+# No __pycache__ beside the sources (it is not ignored by git).
+sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import apkcheck  # noqa: E402
 

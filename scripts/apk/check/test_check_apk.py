@@ -35,6 +35,8 @@ from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
+# No __pycache__ beside the sources (it is not ignored by git).
+sys.dont_write_bytecode = True
 sys.path.insert(0, str(HERE))
 import apkcheck  # noqa: E402
 

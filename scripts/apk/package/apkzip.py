@@ -221,6 +221,7 @@ def write_apk(entries: list[Entry], out: Path, page_align: int, level: int) -> N
 
 def check_alignment(apk: Path, page_align: int) -> int:
     """Alignment of an existing APK, parsed by check/apkcheck.py's reader."""
+    sys.dont_write_bytecode = True  # no __pycache__ beside the sources
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "check"))
     import apkcheck  # noqa: E402  (sibling tool, same project)
 
