@@ -18,14 +18,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Shortest grace before clear text joins a DoT query. On a LAN the
-/// handshake takes a few milliseconds, but the upstream's own recursion for
-/// an uncached name takes tens to hundreds; below this, most slow-but-working
-/// DoT lookups would be duplicated in clear text.
+/// Shortest grace before clear text joins a DoT query: on a LAN a handshake
+/// takes milliseconds while the DoT server's own recursion for an uncached
+/// name takes far longer, and a shorter grace would send most such lookups
+/// in clear text too (docs/architecture.md, "Opportunistic mode never waits
+/// for DoT").
 pub(crate) const GRACE_MIN: Duration = Duration::from_millis(250);
-/// Longest grace: a client retries after about a second (dig's default is
-/// 5 s, Android's resolver 5 s, but apps that race AAAA and A give up
-/// sooner), so the clear-text answer must be on its way well before.
+/// Longest grace: the clear-text answer must reach the client before it
+/// gives up or retries.
 pub(crate) const GRACE_MAX: Duration = Duration::from_millis(1000);
 /// The grace in handshake times: a query on a connection closed while idle
 /// needs a new handshake (one) plus its own round trip (under one), and the

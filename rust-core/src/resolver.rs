@@ -138,7 +138,8 @@ impl Resolver {
 
     /// The device moved to another network with these resolvers: drops
     /// every connection and cached answer, forgets address failures, and in
-    /// opportunistic mode probes DoT at once.
+    /// opportunistic mode takes DoT as unvalidated (queries go in clear text
+    /// at once) while a background probe validates it.
     pub async fn network_changed(&self, resolvers: Vec<SocketAddr>) {
         self.inner.network_changed(resolvers).await;
     }
@@ -398,7 +399,9 @@ impl Inner {
     ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
         let dot = tokio::time::timeout_at(deadline, self.dot(query));
         tokio::pin!(dot);
-        let grace = cleartext_after.map(|g| Instant::now() + g);
+        // Half the query timeout at most, so that under a short configured
+        // timeout clear text still gets its turn.
+        let grace = cleartext_after.map(|g| Instant::now() + g.min(self.config.timeouts.query / 2));
         let first = tokio::select! {
             r = &mut dot => Some(r),
             _ = tokio::time::sleep_until(grace.unwrap_or(deadline)), if grace.is_some() => None,
