@@ -21,6 +21,7 @@ pub mod cache;
 mod cleartext;
 pub mod config;
 pub mod engine;
+mod fallback;
 pub mod framing;
 pub mod host;
 pub mod message;

@@ -1,11 +1,12 @@
 //! The resolver: wire-format query in, wire-format answer out.
 //!
 //! Order of work for one query: validate it; answer from the cache; join an
-//! identical query already in flight; otherwise send it over DoT (retrying
-//! once on a fresh connection if the connection broke) and, in
-//! opportunistic mode only, over clear text when TLS cannot be set up.
-//! Whatever goes wrong, the client gets an answer: SERVFAIL, or FORMERR for
-//! a query we cannot read.
+//! identical query already in flight; otherwise send it upstream. In strict
+//! mode that is DoT (retrying once on a fresh connection if the connection
+//! broke). In opportunistic mode the fallback state machine (fallback.rs)
+//! picks DoT or clear text so that no query waits for DoT to come up, and
+//! this file runs its probes. Whatever goes wrong, the client gets an
+//! answer: SERVFAIL, or FORMERR for a query we cannot read.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 use crate::cache::Cache;
 use crate::cleartext::{Cleartext, CleartextError};
 use crate::config::{Config, ConfigError, Mode, ServerSpec, Upstream, Validated};
+use crate::fallback::{Decision, Fallback, Notice, Probe, Route};
 use crate::host::{AnswerSource, Dialer, Event, Host, TcpDialer};
 use crate::policy::PowerState;
 use crate::providers::DOT_PORT;
@@ -57,18 +59,6 @@ struct Inner {
     shut_down: AtomicBool,
 }
 
-/// Opportunistic mode's memory of DoT not working.
-#[derive(Debug)]
-struct Fallback {
-    /// While set, queries go in clear text; at that instant DoT is probed again.
-    until: Option<Instant>,
-    backoff: Duration,
-    probing: bool,
-    /// Whether the host was told we are in clear text and not yet told
-    /// that DoT is back.
-    announced: bool,
-}
-
 /// How sending over DoT failed.
 enum DotFailure {
     Open(OpenError),
@@ -105,12 +95,11 @@ impl Resolver {
         );
         let inner = Inner {
             cache: Cache::new(config.cache),
-            fallback: Mutex::new(Fallback {
-                until: None,
-                backoff: config.reprobe.initial,
-                probing: false,
-                announced: false,
-            }),
+            fallback: Mutex::new(Fallback::new(
+                config.reprobe.initial,
+                config.reprobe.max,
+                Instant::now(),
+            )),
             servers: RwLock::new(Vec::new()),
             network_resolvers: RwLock::new(without_own_addresses(config.network_resolvers.clone())),
             host,
@@ -149,7 +138,8 @@ impl Resolver {
 
     /// The device moved to another network with these resolvers: drops
     /// every connection and cached answer, forgets address failures, and in
-    /// opportunistic mode probes DoT at once.
+    /// opportunistic mode takes DoT as unvalidated (queries go in clear text
+    /// at once) while a background probe validates it.
     pub async fn network_changed(&self, resolvers: Vec<SocketAddr>) {
         self.inner.network_changed(resolvers).await;
     }
@@ -183,13 +173,17 @@ impl Resolver {
         self.inner.cache.len()
     }
 
-    /// Whether opportunistic mode is currently answering in clear text.
+    /// Whether opportunistic mode currently answers in clear text: DoT is
+    /// not (or no longer) validated on this network. Always false in strict
+    /// mode.
     pub fn in_cleartext_fallback(&self) -> bool {
-        self.inner
-            .fallback
-            .lock()
-            .map(|f| f.announced)
-            .unwrap_or(false)
+        self.inner.cleartext.is_some()
+            && !self
+                .inner
+                .fallback
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .validated()
     }
 }
 
@@ -348,46 +342,131 @@ impl Inner {
         query: &Query,
     ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
         let deadline = Instant::now() + self.config.timeouts.query;
-        if self.cleartext.is_some() && self.use_cleartext_now() {
-            return self.cleartext(query, deadline).await;
+        if self.cleartext.is_some() {
+            return self.opportunistic(query, deadline).await;
         }
-        let result = match tokio::time::timeout_at(deadline, self.dot(query)).await {
-            Ok(r) => r,
-            Err(_) => {
-                self.stats.failure(FailureKind::Timeout);
-                return Err(FailureKind::Timeout);
+        match tokio::time::timeout_at(deadline, self.dot(query)).await {
+            Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+            Ok(Err(e)) => Err(self.failed(dot_failure_kind(&e))),
+            Err(_) => Err(self.failed(FailureKind::Timeout)),
+        }
+    }
+
+    /// Counts the failure a client is answered SERVFAIL for.
+    fn failed(&self, kind: FailureKind) -> FailureKind {
+        self.stats.failure(kind);
+        kind
+    }
+
+    /// Opportunistic mode: where the query goes is the fallback state
+    /// machine's decision; a failure is counted once, for the answer given.
+    async fn opportunistic(
+        self: &Arc<Self>,
+        query: &Query,
+        deadline: Instant,
+    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+        let cleartext_possible = self
+            .network_resolvers
+            .read()
+            .map(|r| !r.is_empty())
+            .unwrap_or(false);
+        let Decision { route, probe } = self
+            .fallback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .query(Instant::now(), cleartext_possible);
+        if let Some(probe) = probe {
+            self.spawn_probe(probe);
+        }
+        let result = match route {
+            Route::Cleartext => self.cleartext(query, deadline).await,
+            Route::Dot { cleartext_after } => {
+                self.dot_racing_cleartext(query, deadline, cleartext_after)
+                    .await
             }
         };
-        match result {
-            Ok(answer) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
-            Err(DotFailure::Open(e)) if self.cleartext.is_some() => {
-                self.enter_fallback(&e.to_string());
-                self.cleartext(query, deadline).await
+        result.map_err(|kind| self.failed(kind))
+    }
+
+    /// DoT, joined by clear text when DoT fails or has not answered after
+    /// `cleartext_after`; the first answer wins. Without `cleartext_after`,
+    /// DoT alone.
+    async fn dot_racing_cleartext(
+        self: &Arc<Self>,
+        query: &Query,
+        deadline: Instant,
+        cleartext_after: Option<Duration>,
+    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+        let dot = tokio::time::timeout_at(deadline, self.dot(query));
+        tokio::pin!(dot);
+        // Half the query timeout at most, so that under a short configured
+        // timeout clear text still gets its turn.
+        let grace = cleartext_after.map(|g| Instant::now() + g.min(self.config.timeouts.query / 2));
+        let first = tokio::select! {
+            r = &mut dot => Some(r),
+            _ = tokio::time::sleep_until(grace.unwrap_or(deadline)), if grace.is_some() => None,
+        };
+        match first {
+            Some(Ok(Ok(answer))) => return Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+            Some(Ok(Err(e))) => {
+                self.note_dot_failure(&e);
+                if cleartext_after.is_none() {
+                    return Err(dot_failure_kind(&e));
+                }
+                return self.cleartext(query, deadline).await;
             }
-            Err(DotFailure::Open(e)) => {
-                let kind = match e {
-                    OpenError::Connect(_) => FailureKind::Connect,
-                    OpenError::Tls(_) => FailureKind::Tls,
-                };
-                self.stats.failure(kind);
-                Err(kind)
-            }
-            Err(DotFailure::Exchange(ExchangeError::Timeout)) => {
-                self.stats.failure(FailureKind::Timeout);
-                Err(FailureKind::Timeout)
-            }
-            Err(DotFailure::Exchange(ExchangeError::Closed)) => {
-                self.stats.failure(FailureKind::ConnectionLost);
-                Err(FailureKind::ConnectionLost)
-            }
-            Err(DotFailure::Exchange(ExchangeError::BadResponse)) => {
-                self.stats.failure(FailureKind::BadResponse);
-                Err(FailureKind::BadResponse)
-            }
-            Err(DotFailure::Exchange(ExchangeError::Random)) => {
-                self.stats.failure(FailureKind::Random);
-                Err(FailureKind::Random)
-            }
+            Some(Err(_)) => return Err(FailureKind::Timeout),
+            None => {}
+        }
+        // DoT is late: clear text joins it.
+        let clear = self.cleartext(query, deadline);
+        tokio::pin!(clear);
+        tokio::select! {
+            r = &mut dot => match r {
+                Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+                Ok(Err(e)) => {
+                    self.note_dot_failure(&e);
+                    clear.await
+                }
+                Err(_) => clear.await,
+            },
+            r = &mut clear => match r {
+                Ok(answer) => {
+                    // DoT was dropped unanswered: find out in the background
+                    // whether it still opens, so a DoT path that went dark
+                    // stops costing every query the grace.
+                    let check = self
+                        .fallback
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .cleartext_won();
+                    if let Some(check) = check {
+                        self.spawn_probe(check);
+                    }
+                    Ok(answer)
+                }
+                Err(kind) => match dot.await {
+                    Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+                    Ok(Err(e)) => {
+                        self.note_dot_failure(&e);
+                        Err(kind)
+                    }
+                    Err(_) => Err(FailureKind::Timeout),
+                },
+            },
+        }
+    }
+
+    /// A DoT query failed; if no connection could be opened, DoT is no
+    /// longer taken as working on this network.
+    fn note_dot_failure(&self, e: &DotFailure) {
+        if let DotFailure::Open(e) = e {
+            let notice = self
+                .fallback
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .dot_failed(Instant::now());
+            self.announce(notice, &e.to_string());
         }
     }
 
@@ -444,6 +523,8 @@ impl Inner {
         Err(last)
     }
 
+    /// One clear-text exchange within `deadline`. Failures are returned,
+    /// not counted: the caller may still get an answer over DoT.
     async fn cleartext(
         self: &Arc<Self>,
         query: &Query,
@@ -464,71 +545,58 @@ impl Inner {
                 wire::clear_authentic_data(&mut bytes);
                 Ok((bytes, layout, AnswerSource::Cleartext))
             }
-            Ok(Err(CleartextError::Random)) => {
-                self.stats.failure(FailureKind::Random);
-                Err(FailureKind::Random)
-            }
+            Ok(Err(CleartextError::Random)) => Err(FailureKind::Random),
             Ok(Err(e)) => {
-                log::info!("clear-text fallback failed: {e}");
-                self.stats.failure(FailureKind::Cleartext);
+                log::info!("clear-text query failed: {e}");
                 Err(FailureKind::Cleartext)
             }
-            Err(_) => {
-                self.stats.failure(FailureKind::Timeout);
-                Err(FailureKind::Timeout)
-            }
+            Err(_) => Err(FailureKind::Timeout),
         }
     }
 
-    /// In fallback, whether this query goes in clear text; starts a
-    /// background DoT probe when the back-off has elapsed.
-    fn use_cleartext_now(self: &Arc<Self>) -> bool {
-        let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(until) = f.until else {
-            return false;
+    fn spawn_probe(self: &Arc<Self>, probe: Probe) {
+        let inner = self.clone();
+        tokio::spawn(async move { inner.probe(probe).await });
+    }
+
+    /// Tries to open a DoT connection and reports the result to the state
+    /// machine. Bounded by the connect and handshake timeouts of each
+    /// address.
+    async fn probe(self: Arc<Self>, probe: Probe) {
+        let result = if self.shut_down.load(Ordering::Acquire) {
+            Err(OpenError::Connect("engine shut down".into()))
+        } else {
+            let started = Instant::now();
+            self.any_connection().await.map(|_| started.elapsed())
         };
-        if Instant::now() >= until && !f.probing {
-            f.probing = true;
-            let inner = self.clone();
-            tokio::spawn(async move { inner.probe().await });
-        }
-        true
-    }
-
-    fn enter_fallback(&self, reason: &str) {
-        let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
-        let retry_in = f.backoff;
-        f.until = Some(Instant::now() + retry_in);
-        f.backoff = (f.backoff * 2).min(self.config.reprobe.max);
-        f.announced = true;
-        drop(f);
-        log::warn!("DoT unavailable ({reason}); clear text for {retry_in:?}");
-        self.host.on_event(Event::CleartextFallback {
-            reason: reason.to_string(),
-            retry_in,
-        });
-    }
-
-    /// Tries to open a DoT connection; leaves or stays in fallback.
-    async fn probe(self: Arc<Self>) {
-        let result = self.any_connection().await;
-        self.fallback
+        let reason = match &result {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        let notice = self
+            .fallback
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .probing = false;
-        match result {
-            Ok(_) => {
-                let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
-                f.until = None;
-                f.backoff = self.config.reprobe.initial;
-                let was_in_fallback = std::mem::replace(&mut f.announced, false);
-                drop(f);
-                if was_in_fallback {
-                    log::info!("DoT works again");
-                    self.host.on_event(Event::TlsRestored);
-                }
+            .probe_finished(probe, Instant::now(), result.map_err(|_| ()));
+        self.announce(notice, &reason);
+    }
+
+    fn announce(&self, notice: Notice, reason: &str) {
+        match notice {
+            Notice::None => {}
+            Notice::FellBack { retry_in } => {
+                log::warn!(
+                    "DoT unavailable ({reason}); clear text, DoT probed again in {retry_in:?}"
+                );
+                self.host.on_event(Event::CleartextFallback {
+                    reason: reason.to_string(),
+                    retry_in,
+                });
             }
-            Err(e) => self.enter_fallback(&e.to_string()),
+            Notice::Restored => {
+                log::info!("DoT works again");
+                self.host.on_event(Event::TlsRestored);
+            }
         }
     }
 
@@ -537,6 +605,14 @@ impl Inner {
         if let Ok(mut r) = self.network_resolvers.write() {
             *r = resolvers;
         }
+        // Before the connections are reset (which waits for a connect in
+        // progress): from here on, queries go to the new network's
+        // resolvers in clear text instead of waiting for DoT.
+        let probe = self
+            .fallback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .network_changed(Instant::now());
         self.cache.clear();
         let old = self.servers.read().map(|s| s.clone()).unwrap_or_default();
         for s in &old {
@@ -545,21 +621,21 @@ impl Inner {
         if matches!(self.config.upstream, Upstream::NetworkResolvers) {
             self.install_servers(Vec::new());
         }
-        {
-            let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
-            f.until = None;
-            f.backoff = self.config.reprobe.initial;
-        }
         if self.cleartext.is_some() {
-            let start_probe = {
-                let mut f = self.fallback.lock().unwrap_or_else(|e| e.into_inner());
-                !std::mem::replace(&mut f.probing, true)
-            };
-            if start_probe {
-                let inner = self.clone();
-                tokio::spawn(async move { inner.probe().await });
-            }
+            self.spawn_probe(probe);
         }
+    }
+}
+
+/// The failure a DoT error is counted as.
+fn dot_failure_kind(e: &DotFailure) -> FailureKind {
+    match e {
+        DotFailure::Open(OpenError::Connect(_)) => FailureKind::Connect,
+        DotFailure::Open(OpenError::Tls(_)) => FailureKind::Tls,
+        DotFailure::Exchange(ExchangeError::Timeout) => FailureKind::Timeout,
+        DotFailure::Exchange(ExchangeError::Closed) => FailureKind::ConnectionLost,
+        DotFailure::Exchange(ExchangeError::BadResponse) => FailureKind::BadResponse,
+        DotFailure::Exchange(ExchangeError::Random) => FailureKind::Random,
     }
 }
 

@@ -847,6 +847,90 @@ async fn authentic_data_from_clear_text_is_cleared() {
     assert!(!m.metadata.authentic_data, "AD from clear text");
 }
 
+// ---------------------------------------------------- opportunistic fallback --
+
+/// Opportunistic mode on a network that silently drops DoT (connects hang,
+/// as behind a firewall that drops SYNs to port 853 without a RST): the
+/// first query after start and the first after a network change are
+/// answered in clear text at once, never after the query timeout or with
+/// SERVFAIL. The connect timeout is set longer than the query timeout, so
+/// a query that waited for DoT would end SERVFAIL.
+#[tokio::test]
+async fn opportunistic_never_waits_for_a_black_holed_dot_server() {
+    let _m = MACHINE.read().await;
+    let tls = TlsIdentity::generate(NAME);
+    let hole = black_hole_connect_addr().expect("black hole on loopback");
+    let plain = udp_server_claiming_authentic_data(8);
+    let connect_hang = QUERY + Duration::from_secs(1);
+    let mut config = Config {
+        mode: Mode::Opportunistic,
+        network_resolvers: vec![plain],
+        ..config_for(&[hole.addr()], &tls)
+    };
+    config.timeouts.connect = connect_hang;
+    let r = resolver(&config);
+    // Clear text on loopback answers in well under a millisecond; a quarter
+    // of the query timeout leaves room for a loaded machine and is far
+    // below what waiting for DoT costs.
+    let prompt = QUERY / 4;
+
+    let (resp, took) = ask(&r, "first.test", 0x5a01).await;
+    let m = parse(&resp);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(took < prompt, "first query after start took {took:?}");
+    assert!(!m.metadata.authentic_data, "AD from clear text");
+    assert_eq!(r.stats().cleartext_queries, 1);
+    assert!(r.in_cleartext_fallback());
+
+    // The host reports a network change while the probe still hangs.
+    timeout(connect_hang + BOUND, r.network_changed(vec![plain]))
+        .await
+        .expect("network change bounded");
+    let (resp, took) = ask(&r, "after-change.test", 0x5a02).await;
+    let m = parse(&resp);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(took < prompt, "first query after the change took {took:?}");
+    let s = r.stats();
+    assert_eq!(s.cleartext_queries, 2);
+    assert_eq!(s.upstream_queries, 0, "nothing was sent over DoT");
+    assert_eq!(s.fail_timeout, 0);
+}
+
+/// A DoT server that validated and then stops answering (the connection
+/// stays up, every query is dropped): opportunistic mode answers in clear
+/// text after the short grace, not SERVFAIL at the query timeout.
+#[tokio::test]
+async fn opportunistic_answers_in_clear_text_when_validated_dot_goes_silent() {
+    let _m = MACHINE.read().await;
+    let tls = TlsIdentity::generate(NAME);
+    let server = FaultServer::start(Behaviour::DropEvery(1), tls.clone());
+    let plain = udp_server_claiming_authentic_data(8);
+    let r = resolver(&Config {
+        mode: Mode::Opportunistic,
+        network_resolvers: vec![plain],
+        ..config_for(&[server.addr()], &tls)
+    });
+    let (resp, _) = ask(&r, "before.test", 0x5b01).await;
+    assert_eq!(parse(&resp).metadata.response_code, ResponseCode::NoError);
+    for _ in 0..200 {
+        if !r.in_cleartext_fallback() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!r.in_cleartext_fallback(), "the probe validated DoT");
+
+    let (resp, took) = ask(&r, "silent.test", 0x5b02).await;
+    let m = parse(&resp);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    // The grace is at most 1 s (fallback.rs); the query timeout is 2 s.
+    assert!(took < QUERY / 2 + QUERY / 8, "took {took:?}");
+    let s = r.stats();
+    assert!(s.upstream_queries >= 1, "DoT was asked first: {s:?}");
+    assert_eq!(s.cleartext_queries, 2, "{s:?}");
+    assert_eq!(s.failures(), 0, "{s:?}");
+}
+
 // --------------------------------------------------------------- shutdown --
 
 /// A query in flight when the engine shuts down ends at once with SERVFAIL

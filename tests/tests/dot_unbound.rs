@@ -351,13 +351,24 @@ async fn opportunistic_records_unauthenticated_servers() {
         ..strict_with_ca(&server)
     };
     let resolver = Resolver::new(&config, host.clone()).unwrap();
+    // The first query goes in clear text while the probe validates DoT.
     let (a, _) = ask(&resolver, zone::A_TEST, "A").await;
     assert_eq!(data(&a), vec![zone::A_TEST_V4]);
+    for _ in 0..100 {
+        if !resolver.in_cleartext_fallback() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!resolver.in_cleartext_fallback(), "validated");
+    let (txt, _) = ask(&resolver, zone::TXT_TEST, "TXT").await;
+    assert_eq!(data(&txt), vec![zone::TXT_TEST_VALUE]);
+    let stats = resolver.stats();
     assert_eq!(
-        resolver.stats().cleartext_queries,
-        0,
-        "encrypted, unauthenticated"
+        stats.cleartext_queries, 1,
+        "then encrypted, unauthenticated"
     );
+    assert!(stats.upstream_queries >= 1, "{stats:?}");
     assert!(host.events().iter().any(|e| matches!(
         e,
         Event::ServerValidated {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use dotcore_tests::simulator::{
     describe, dns_v4, dns_v6, parse_dnsperf, prerequisites, stat, stdout, write_dnsperf_file,
-    SimOptions, Simulator, PHONE_V4_MOVED, TUN_DEV,
+    SimOptions, Simulator, NET_V4, PHONE_V4_MOVED, TUN_DEV,
 };
 use dotcore_tests::unbound::{
     self as zone, A_TEST_V4, A_TEST_V6, BIG_TEST_RECORDS, MULTI_TEST_V4, TXT_TEST_VALUE,
@@ -268,9 +268,18 @@ fn strict_mode_with_the_dot_server_down_fails_closed_and_sends_nothing_to_port_5
     assert!(stat(&stats, "/resolver/failures/connect") >= 2, "{stats}");
 }
 
+/// dig's answer and how long it took, with a 5 s dig timeout (the engine's
+/// query timeout, so a query that waited for DoT would show as SERVFAIL or
+/// as a time near 5 s).
+fn timed_dig_short(sim: &Simulator, args: &[&str]) -> (Vec<String>, Duration) {
+    let started = Instant::now();
+    let answer = sim.dig_short(args);
+    (answer, started.elapsed())
+}
+
 #[test]
 #[ignore = "needs root and network namespaces: run scripts/test-simulator.sh"]
-fn opportunistic_mode_answers_in_clear_text_while_dot_is_blocked_then_returns_to_dot() {
+fn opportunistic_mode_never_waits_for_dropped_dot_at_start_or_after_network_changes() {
     let Some(mut sim) = start(
         &[],
         SimOptions {
@@ -283,26 +292,54 @@ fn opportunistic_mode_answers_in_clear_text_while_dot_is_blocked_then_returns_to
         return;
     };
     let at4 = format!("@{}", dns_v4());
-    // DoT times out (connect timeout 3 s), then clear text answers.
-    assert_eq!(
-        sim.dig_short(&["+time=9", &at4, zone::A_TEST, "A"]),
-        [A_TEST_V4]
+    // What clear text costs here: dig straight to the network's resolver.
+    let (direct, clear_rtt) = timed_dig_short(&sim, &[&format!("@{NET_V4}"), zone::A_TEST, "A"]);
+    assert_eq!(direct, [A_TEST_V4]);
+    // The engine's query timeout is 5 s and its connect timeout 3 s: a
+    // query that waited for the dropped DoT connect would take 3 s or more.
+    let prompt = clear_rtt + Duration::from_millis(1250);
+    let (dns53_start, _) = sim.upstream_packets().unwrap();
+
+    // First query after start, TCP/853 dropped (no RST).
+    let (answer, took) = timed_dig_short(&sim, &[&at4, zone::A_TEST, "A"]);
+    assert_eq!(answer, [A_TEST_V4]);
+    assert!(
+        took < prompt,
+        "first query took {took:?} (clear text {clear_rtt:?})"
     );
-    assert!(sim
-        .dotcore()
-        .wait_stderr("CleartextFallback", 1, Duration::from_secs(2)));
-    assert_eq!(
-        sim.dig_short(&["+time=9", &at4, zone::TXT_TEST, "TXT"]),
-        [format!("\"{TXT_TEST_VALUE}\"")]
+    // The background probe gives up at the connect timeout.
+    assert!(
+        sim.dotcore()
+            .wait_stderr("CleartextFallback", 1, Duration::from_secs(8)),
+        "{}",
+        sim.dotcore().stderr()
     );
     let (dns53, dot853) = sim.upstream_packets().unwrap();
-    assert!(dns53 >= 2, "clear-text answers came from port 53 ({dns53})");
-    assert!(dot853 >= 1, "DoT was tried first");
+    assert!(dns53 > dns53_start, "the answer came from port 53");
+    assert!(dot853 >= 1, "DoT was probed (SYNs counted before the drop)");
+
+    // A network change with DoT still dropped: the first query after it
+    // does not wait for the new probe either.
+    sim.dotcore().signal(libc::SIGHUP);
+    assert!(sim
+        .dotcore()
+        .wait_stderr("network changed", 1, Duration::from_secs(5)));
+    let (answer, took) = timed_dig_short(&sim, &[&at4, zone::TXT_TEST, "TXT"]);
+    assert_eq!(answer, [format!("\"{TXT_TEST_VALUE}\"")]);
+    assert!(took < prompt, "first query after the change took {took:?}");
     let stats = sim.dotcore().stats().unwrap();
     assert_eq!(stat(&stats, "/resolver/cleartext_queries"), 2, "{stats}");
+    assert_eq!(stat(&stats, "/resolver/upstream_queries"), 0, "{stats}");
+    assert_eq!(stat(&stats, "/resolver/failures/timeout"), 0, "{stats}");
+    assert!(
+        sim.dotcore()
+            .wait_stderr("CleartextFallback", 2, Duration::from_secs(8)),
+        "{}",
+        sim.dotcore().stderr()
+    );
 
     // The network lets DoT through again and the host says so (SIGHUP =
-    // network_changed): the engine probes DoT and leaves clear text.
+    // network_changed): the probe validates DoT and queries go over it.
     sim.unblock_dot().unwrap();
     sim.dotcore().signal(libc::SIGHUP);
     assert!(
@@ -311,11 +348,12 @@ fn opportunistic_mode_answers_in_clear_text_while_dot_is_blocked_then_returns_to
         "{}",
         sim.dotcore().stderr()
     );
-    let (dns53_before, _) = sim.upstream_packets().unwrap();
+    let (dns53_before, dot853_before) = sim.upstream_packets().unwrap();
     assert_eq!(sim.dig_short(&[&at4, zone::MULTI_TEST, "A"]).len(), 4);
     assert_eq!(sim.dig_short(&[&at4, zone::A_TEST, "AAAA"]), [A_TEST_V6]);
-    let (dns53_after, _) = sim.upstream_packets().unwrap();
+    let (dns53_after, dot853_after) = sim.upstream_packets().unwrap();
     assert_eq!(dns53_after, dns53_before, "back on DoT, nothing to port 53");
+    assert!(dot853_after > dot853_before, "the answers came over DoT");
     let stats = sim.dotcore().stats().unwrap();
     assert_eq!(stat(&stats, "/resolver/cleartext_queries"), 2, "{stats}");
     assert!(stat(&stats, "/resolver/upstream_queries") >= 2, "{stats}");
