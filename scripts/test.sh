@@ -60,7 +60,11 @@ else
     run cargo-test cargo test --workspace --all-features --no-fail-fast
 fi
 
-for suite in test-battery test-kotlin test-simulator test-android-compile; do
+# Build once: the APK's dex step takes the classes test-android-compile has
+# just compiled from the same sources instead of compiling the app again
+# (scripts/apk/dex/build-dex.sh refuses them if any source is newer).
+export APK_CLASSES_FROM="$ROOT/android/compile-check/logic/target/classes:$ROOT/android/compile-check/app/target/classes"
+for suite in test-battery test-kotlin test-simulator test-android-compile test-apk; do
     script="scripts/$suite.sh"
     if [ -x "$script" ]; then
         run "$suite" "$script"
