@@ -60,7 +60,7 @@ command -v apksigner >/dev/null 2>&1 || need+=(apksigner)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ "${#need[@]}" -gt 0 ]; then
     printf '==> check-apk: installing %s\n' "${need[*]}" >&2
-    apt-cache policy "${need[0]}" 2>/dev/null | grep -q 'Candidate: [0-9]' || apt-get update -qq
+    apt-cache policy "${need[0]}" 2>/dev/null | grep >/dev/null 'Candidate: [0-9]' || apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 

@@ -110,7 +110,7 @@ check_library() {
             *) native_die "$so needs $n, which is not one of bionic's NDK libraries" ;;
         esac
     done
-    "$readelf" -nW "$so" | grep -q 'Android' || native_die "$so: no .note.android.ident"
+    "$readelf" -nW "$so" | grep >/dev/null 'Android' || native_die "$so: no .note.android.ident"
     native_step "$abi: $(stat -c %s "$so") bytes, $count LOAD segments aligned >= 16384, $machine, needs: $needed"
 }
 

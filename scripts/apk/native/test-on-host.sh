@@ -46,7 +46,7 @@ ensure_host_tools
 readelf="llvm-readelf-$APK_LLVM_MAJOR"
 machine="$("$readelf" -h "$lib" | sed -n 's/^ *Machine: *//p')"
 [ "$machine" = "$(abi_machine x86_64)" ] || fail "$lib is not an x86_64 library (Machine: $machine)"
-"$readelf" -nW "$lib" | grep -q NT_ANDROID_TYPE_IDENT || fail "$lib is not an Android build (no .note.android.ident)"
+"$readelf" -nW "$lib" | grep >/dev/null NT_ANDROID_TYPE_IDENT || fail "$lib is not an Android build (no .note.android.ident)"
 
 work="$APK_BUILD/host-test"
 rm -rf "$work"

@@ -30,12 +30,12 @@ timed() {
 apt_install_missing() {
     local missing=() pkg
     for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep >/dev/null 'install ok installed' ||
             missing+=("$pkg")
     done
     [ "${#missing[@]}" -eq 0 ] && return 0
     native_step "apt-get install ${missing[*]}"
-    if ! apt-cache policy "${missing[@]}" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    if ! apt-cache policy "${missing[@]}" 2>/dev/null | grep >/dev/null 'Candidate: [0-9]'; then
         apt-get update -qq
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -68,7 +68,7 @@ ensure_rust_web() {
     native_step "unpacking Debian's ${missing[*]} $APK_RUST_WEB_VERSION into $APK_TOOLCHAIN"
     local debs="$ROOT/target/android-toolchain/debs"
     mkdir -p "$debs" "$APK_TOOLCHAIN"
-    if ! apt-cache policy rustc-web 2>/dev/null | grep -q "$APK_RUST_WEB_VERSION"; then
+    if ! apt-cache policy rustc-web 2>/dev/null | grep >/dev/null "$APK_RUST_WEB_VERSION"; then
         apt-get update -qq
     fi
     for pkg in "${missing[@]}"; do

@@ -51,7 +51,7 @@ ensure_tool() {
     local tool="$1" pkg="$2"
     command -v "$tool" >/dev/null 2>&1 && return 0
     step "installing $pkg (for $tool)"
-    if ! apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    if ! apt-cache policy "$pkg" 2>/dev/null | grep >/dev/null 'Candidate: [0-9]'; then
         apt-get update -qq
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null

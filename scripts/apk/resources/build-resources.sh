@@ -131,8 +131,10 @@ expect "launchable-activity: name='$PACKAGE.MainActivity'"
 perms="$(sed -n 's/.*<uses-permission[^>]*android:name="\([^"]*\)".*/\1/p' "$APP/src/main/AndroidManifest.xml")"
 [ -n "$perms" ] || apk_die "no <uses-permission> found in the source manifest"
 for p in $perms; do expect "uses-permission: name='$p'"; done
-# The <queries> element survived the validation warning.
-aapt2 dump xmltree --file AndroidManifest.xml "$OUT/resources.ap_" | grep -q "E: queries" \
+# The <queries> element survived the validation warning. (grep without -q
+# reads to the end: with pipefail, -q's early exit can kill the writer with
+# SIGPIPE and fail a pipeline whose pattern matched.)
+aapt2 dump xmltree --file AndroidManifest.xml "$OUT/resources.ap_" | grep >/dev/null "E: queries" \
     || apk_die "<queries> is missing from the linked manifest"
 
 printf '    %s\n' "$(grep -E "^(package|sdkVersion|targetSdkVersion|launchable-activity)" "$OUT/badging.txt" | tr '\n' ' ')"

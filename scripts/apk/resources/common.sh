@@ -41,7 +41,7 @@ apk_ensure_debs() {
     apk_step "installing ${want[*]} (apt-get)"
     [ "$(id -u)" -eq 0 ] || apk_die "need root to install ${want[*]}"
     # A fresh machine may have no package lists yet.
-    if ! apt-cache policy "${want[@]}" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    if ! apt-cache policy "${want[@]}" 2>/dev/null | grep >/dev/null 'Candidate: [0-9]'; then
         DEBIAN_FRONTEND=noninteractive apt-get update -q
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${want[@]}"
