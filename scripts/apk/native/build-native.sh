@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # libdotcore_ffi.so for the APK, built without the Android NDK or rustup
-# targets (NOTES.md explains every step and its sources).
+# targets (docs/android.md explains every step and its sources).
 #
 #   scripts/apk/native/build-native.sh [--release|--debug]
 #                                      [--abis arm64-v8a,x86_64] [--out DIR]
@@ -41,7 +41,7 @@ for abi in "${abi_list[@]}"; do
     abi_triple "$abi" >/dev/null
     if [ "$abi" = armeabi-v7a ]; then
         native_die "armeabi-v7a is not built: the unwinding crate has no ARM EHABI unwinder and
-bionic's libc exports _Unwind_VRS_Get only from API 30 (see scripts/apk/native/NOTES.md)"
+bionic's libc exports _Unwind_VRS_Get only from API 30 (see docs/android.md, "Native libraries")"
     fi
 done
 

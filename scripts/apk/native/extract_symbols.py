@@ -8,7 +8,7 @@ Each --source names a library, the map file to read and a free-text origin
 maps are refreshed; CI only reads the committed TSV (it cannot reach AOSP).
 
 The tag rules follow what AOSP's NDK stub generator applies to these maps
-(build/soong/cc/symbolfile/__init__.py, see NOTES.md):
+(build/soong/cc/symbolfile/__init__.py, see docs/android.md):
   * a version block named *_PRIVATE or *_PLATFORM, or tagged platform-only,
     apex, systemapi or llndk, is not part of the NDK: skipped with all its
     symbols; so is a symbol carrying one of those tags;

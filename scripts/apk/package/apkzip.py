@@ -28,7 +28,7 @@ uncompressed at 16 KiB-aligned offsets.
   --page-align aligned, every other stored entry 4-byte aligned. Prints
   each offending entry; exit status 1 if any.
 
-Layout, and why (see NOTES.md beside this file for the sources):
+Layout, and why (docs/android.md, "Packaging, signing and checks", has the sources):
   * AndroidManifest.xml first, then every other entry sorted by name: a
     fixed order that does not depend on the file system.
   * Every entry dated 1981-01-01 00:00:00 (DOS time), mode 0644, no data

@@ -19,7 +19,7 @@ offset per entry of the type, NO_ENTRY = 0xffffffff) with full entries
 as they are).  Every other chunk (string pools, type specs, library, staged
 alias, overlayable ...) is copied byte for byte.  Layout source:
 frameworks/base/libs/androidfw/include/androidfw/ResourceTypes.h (see
-NOTES.md beside this file for the exact revision).
+docs/android.md for the exact revision).
 
 The reader (read_table) is also what test_arsc_dense.py uses to compare the
 original and the rewritten table entry by entry.

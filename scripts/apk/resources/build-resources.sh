@@ -21,7 +21,7 @@
 #
 # The app's Kotlin uses only android.R, never its own R, so no R.java is
 # produced; the script fails if that ever changes (the dex step would then
-# have to compile R.java). See NOTES.md beside this file.
+# have to compile R.java). See docs/android.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"

@@ -1,6 +1,6 @@
 /*
  * Start file of libdotcore_ffi.so (our stand-in for the NDK's crtbegin_so.o;
- * NOTES.md lists what bionic's libc/arch-common/bionic/crtbegin_so.c does).
+ * docs/android.md lists what bionic's libc/arch-common/bionic/crtbegin_so.c does).
  * Linked first, before every Rust object.
  */
 
