@@ -228,6 +228,19 @@ impl Stats {
         Arc::new(Stats::default())
     }
 
+    /// One query read off the wire: its size, its ID (when it has one) and
+    /// the count.
+    fn record_query(&self, body: &[u8]) {
+        self.query_sizes.lock().unwrap().push(body.len());
+        if let Some(id) = body.get(..2) {
+            self.query_ids
+                .lock()
+                .unwrap()
+                .push(u16::from_be_bytes([id[0], id[1]]));
+        }
+        self.queries_received.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Connections (TCP accepts, or [`serve_stream`] calls) seen: counts
     /// reconnects, including ones that never finish a handshake.
     pub fn connections_accepted(&self) -> usize {
@@ -826,15 +839,7 @@ async fn read_queries<R: AsyncRead + Unpin>(
         let Some(body) = with_idle(idle, read_frame(&mut reader)).await?? else {
             return Ok(());
         };
-        stats.query_sizes.lock().unwrap().push(body.len());
-        if let Some(id) = body.get(..2) {
-            stats
-                .query_ids
-                .lock()
-                .unwrap()
-                .push(u16::from_be_bytes([id[0], id[1]]));
-        }
-        stats.queries_received.fetch_add(1, Ordering::SeqCst);
+        stats.record_query(&body);
         // After the writer has closed (CloseAfter, WrongLength) we keep
         // draining so the client's unanswered queries are consumed and our
         // close is a clean FIN, not an RST that could destroy the answers
@@ -935,15 +940,7 @@ async fn serve_garbage_records<S: AsyncRead + AsyncWrite + Unpin>(
     // garbage lands after valid records, as "after the handshake" promises.
     tls.flush().await?;
     if let Some(body) = with_idle(idle, read_frame(&mut tls)).await?? {
-        stats.query_sizes.lock().unwrap().push(body.len());
-        if let Some(id) = body.get(..2) {
-            stats
-                .query_ids
-                .lock()
-                .unwrap()
-                .push(u16::from_be_bytes([id[0], id[1]]));
-        }
-        stats.queries_received.fetch_add(1, Ordering::SeqCst);
+        stats.record_query(&body);
         let mut junk = vec![0u8; 32];
         fill_random(&mut junk);
         // Content type 0 is invalid in every TLS version: not a record.
