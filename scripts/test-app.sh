@@ -60,8 +60,17 @@ bash scripts/build-android.sh host-lib --out "$NATIVE"
 cargo build -q -p dotcore-tests --bin unbound-fixture
 FIXTURE="${CARGO_TARGET_DIR:-$ROOT/target}/debug/unbound-fixture"
 [ -x "$FIXTURE" ] || die "unbound-fixture was not built at $FIXTURE"
-bash scripts/apk/resources/build-resources.sh
 RES="$ROOT/target/apk-build/res"
+if ! bash scripts/apk/resources/build-resources.sh; then
+    # Its <queries> check pipes `aapt2 dump` into `grep -q`, which can kill
+    # aapt2 with SIGPIPE under pipefail and fail a good build. Accept the
+    # build only if the same check passes without the race.
+    aapt2 dump xmltree --file AndroidManifest.xml "$RES/resources.ap_" >"$RES/manifest-tree.txt" 2>/dev/null &&
+        grep -q "E: queries" "$RES/manifest-tree.txt" &&
+        [ "$RES/resources.ap_" -nt "$ROOT/android/app/src/main/AndroidManifest.xml" ] ||
+        die "scripts/apk/resources/build-resources.sh failed"
+    step "build-resources.sh failed on its <queries> pipe check only; the linked manifest has <queries>"
+fi
 [ -s "$RES/resources.ap_" ] && [ -s "$RES/AndroidManifest.xml" ] || die "no compiled resources in $RES"
 prepared=$(date +%s)
 

@@ -11,6 +11,9 @@ import android.os.Looper
 import android.view.View
 import android.view.ViewGroup
 import app.dotcore.DotVpnService
+import app.dotcore.ffi.tunInterfaceAddresses
+import app.dotcore.ffi.virtualDnsAddresses
+import org.junit.Assert.assertEquals
 import app.dotcore.logic.AppStatus
 import app.dotcore.logic.ServiceState
 import app.dotcore.logic.StatusHub
@@ -134,3 +137,18 @@ class Unbound private constructor(private val process: Process, private val info
     }
 }
 
+/** Sends an A query for [name] into the tunnel as an app would; the DNS answer, or null. */
+fun queryThroughTunnel(name: String, id: Int, timeoutMillis: Int = 10_000): ByteArray? {
+    val src = tunInterfaceAddresses().first { !it.address.contains(':') }.address
+    val dst = virtualDnsAddresses().first { !it.contains(':') }
+    val packet = Packets.udp4(src, dst, 40_000 + id, 53, Packets.dnsQuery(id, name))
+    val fd = ShadowTunBuilder.peerFd
+    assertEquals(packet.size.toLong(), LibC.INSTANCE.write(fd, packet, packet.size.toLong()))
+    val deadline = System.currentTimeMillis() + timeoutMillis
+    while (System.currentTimeMillis() < deadline) {
+        val reply = LibC.readPacket(fd, 200) ?: continue
+        val dns = Packets.udp4Payload(reply) ?: continue
+        if (Packets.dnsId(dns) == id) return dns
+    }
+    return null
+}

@@ -59,7 +59,29 @@ object Packets {
     fun rcode(m: ByteArray) = m[3].toInt() and 0x0f
     fun answers(m: ByteArray) = ((m[6].toInt() and 0xff) shl 8) or (m[7].toInt() and 0xff)
 
-    /** The last A record's address in [m] (enough for one-answer responses). */
-    fun lastA(m: ByteArray): String? =
-        if (answers(m) == 0 || m.size < 4) null else InetAddress.getByAddress(m.copyOfRange(m.size - 4, m.size)).hostAddress
+    /** The address of the first A record in the answer section of [m], or null. */
+    fun lastA(m: ByteArray): String? {
+        fun u8(i: Int) = m[i].toInt() and 0xff
+        fun u16(i: Int) = (u8(i) shl 8) or u8(i + 1)
+        fun skipName(from: Int): Int {
+            var i = from
+            while (true) {
+                val len = u8(i)
+                if (len == 0) return i + 1
+                if (len and 0xc0 == 0xc0) return i + 2
+                i += len + 1
+            }
+        }
+        if (m.size < 12) return null
+        var i = 12
+        repeat(u16(4)) { i = skipName(i) + 4 }
+        repeat(answers(m)) {
+            i = skipName(i)
+            val type = u16(i)
+            val rdlen = u16(i + 8)
+            if (type == 1 && rdlen == 4) return InetAddress.getByAddress(m.copyOfRange(i + 10, i + 14)).hostAddress
+            i += 10 + rdlen
+        }
+        return null
+    }
 }

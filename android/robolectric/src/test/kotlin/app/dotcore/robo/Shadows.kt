@@ -164,8 +164,29 @@ class ShadowProtectingVpnService : ShadowVpnService() {
         return true
     }
 
+    /** Platform state only the system knows: always-on lockdown. */
+    @Implementation
+    fun isLockdownEnabled(): Boolean = lockdown
+
+    /** Needs the system's VPN manager; recorded instead. */
+    @Implementation
+    fun setUnderlyingNetworks(networks: Array<Network>?): Boolean {
+        underlying = networks?.toList()
+        return true
+    }
+
     companion object {
         val protectedFds = mutableListOf<Int>()
+
+        @Volatile var lockdown = false
+
+        @Volatile var underlying: List<Network>? = null
+
+        fun reset() {
+            synchronized(this) { protectedFds.clear() }
+            lockdown = false
+            underlying = null
+        }
     }
 }
 

@@ -57,22 +57,6 @@ class TunnelTest {
         }
     }
 
-    /** Sends an A query for [name] into the tunnel as an app would; the DNS answer, or null. */
-    private fun query(name: String, id: Int, timeoutMillis: Int = 10_000): ByteArray? {
-        val src = tunInterfaceAddresses().first { !it.address.contains(':') }.address
-        val dst = virtualDnsAddresses().first { !it.contains(':') }
-        val packet = Packets.udp4(src, dst, 40_000 + id, 53, Packets.dnsQuery(id, name))
-        val fd = ShadowTunBuilder.peerFd
-        assertEquals(packet.size.toLong(), LibC.INSTANCE.write(fd, packet, packet.size.toLong()))
-        val deadline = System.currentTimeMillis() + timeoutMillis
-        while (System.currentTimeMillis() < deadline) {
-            val reply = LibC.readPacket(fd, 200) ?: continue
-            val dns = Packets.udp4Payload(reply) ?: continue
-            if (Packets.dnsId(dns) == id) return dns
-        }
-        return null
-    }
-
     @Test
     fun `the tunnel carries exactly the virtual DNS addresses and leaves the app and excluded apps out`() {
         installApp("com.example.browser")
@@ -100,7 +84,7 @@ class TunnelTest {
         assertEquals(Mode.STRICT, status.mode)
         assertEquals(unbound.dotName, status.serverLabel)
 
-        val answer = query(unbound.aName, 0x1234)
+        val answer = queryThroughTunnel(unbound.aName, 0x1234)
         assertNotNull("no answer through the tunnel", answer)
         assertEquals(0, Packets.rcode(answer!!))
         assertEquals(unbound.aV4, Packets.lastA(answer))
@@ -112,7 +96,7 @@ class TunnelTest {
     @Test
     fun `a pin that does not match the server gets no answer in strict mode`() {
         start(customServer(unbound.caPin, Mode.STRICT))
-        val answer = query(unbound.aName, 0x4321, timeoutMillis = 8_000)
+        val answer = queryThroughTunnel(unbound.aName, 0x4321, timeoutMillis = 8_000)
         assertTrue(
             "with the wrong pin the server must not be trusted (got ${answer?.let { Packets.lastA(it) }})",
             answer == null || Packets.rcode(answer) != 0 || Packets.answers(answer) == 0,
