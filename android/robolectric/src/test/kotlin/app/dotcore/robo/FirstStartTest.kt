@@ -24,11 +24,8 @@ import org.junit.runner.RunWith
 import org.robolectric.Robolectric
 import org.robolectric.RobolectricTestRunner
 import org.robolectric.Shadows.shadowOf
-import org.robolectric.annotation.Config
-import org.robolectric.shadows.ShadowVpnService
 
 @RunWith(RobolectricTestRunner::class)
-@Config(shadows = [ShadowTunBuilder::class, ShadowRawParcelFileDescriptor::class, ShadowProtectingVpnService::class])
 class FirstStartTest {
     private var running: RunningService? = null
 
@@ -40,7 +37,7 @@ class FirstStartTest {
     @After fun tearDown() {
         running?.stop()
         ShadowTunBuilder.clear()
-        ShadowVpnService.reset()
+        ShadowProtectingVpnService.reset()
     }
 
     @Test
@@ -69,7 +66,7 @@ class FirstStartTest {
 
         // No consent yet: prepare() returns the system's consent dialog.
         val consent = Intent("com.android.vpndialogs.ConfirmDialog")
-        ShadowVpnService.setPrepareResult(consent)
+        ShadowProtectingVpnService.consent = consent
         toggle.performClick()
         val asked = shadowOf(activity).nextStartedActivityForResult
         assertNotNull("pressing the switch must ask for VPN consent", asked)
@@ -77,7 +74,7 @@ class FirstStartTest {
         assertNull("nothing may start before consent", shadowOf(app).peekNextStartedService())
 
         // The user allows it.
-        ShadowVpnService.setPrepareResult(null)
+        ShadowProtectingVpnService.consent = null
         shadowOf(activity).receiveResult(asked.intent, Activity.RESULT_OK, null)
         val start = shadowOf(app).nextStartedService
         assertNotNull("consent must start DotVpnService", start)

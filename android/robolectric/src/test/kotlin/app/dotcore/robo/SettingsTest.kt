@@ -28,10 +28,8 @@ import org.robolectric.Robolectric
 import org.robolectric.RobolectricTestRunner
 import org.robolectric.Shadows.shadowOf
 import org.robolectric.android.controller.ActivityController
-import org.robolectric.annotation.Config
 
 @RunWith(RobolectricTestRunner::class)
-@Config(shadows = [ShadowTunBuilder::class, ShadowRawParcelFileDescriptor::class, ShadowProtectingVpnService::class])
 class SettingsTest {
     private var running: RunningService? = null
 

@@ -180,12 +180,20 @@ class ShadowProtectingVpnService : ShadowVpnService() {
 
         @Volatile var lockdown = false
 
+        /** What prepare() returns: the consent dialog's intent until the user has allowed the VPN. */
+        var consent: android.content.Intent? = null
+            set(value) {
+                field = value
+                ShadowVpnService.setPrepareResult(value)
+            }
+
         @Volatile var underlying: List<Network>? = null
 
         fun reset() {
             synchronized(this) { protectedFds.clear() }
             lockdown = false
             underlying = null
+            consent = null
         }
     }
 }

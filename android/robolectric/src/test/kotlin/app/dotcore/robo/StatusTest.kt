@@ -19,8 +19,6 @@ import org.junit.Test
 import org.junit.runner.RunWith
 import org.robolectric.Robolectric
 import org.robolectric.RobolectricTestRunner
-import org.robolectric.annotation.Config
-import org.robolectric.annotation.GraphicsMode
 
 /**
  * The status screen fed by the real engine resolving through the local
@@ -28,11 +26,6 @@ import org.robolectric.annotation.GraphicsMode
  * screens it reaches to PNG (native graphics).
  */
 @RunWith(RobolectricTestRunner::class)
-@GraphicsMode(GraphicsMode.Mode.NATIVE)
-@Config(
-    shadows = [ShadowTunBuilder::class, ShadowRawParcelFileDescriptor::class, ShadowProtectingVpnService::class],
-    qualifiers = "w411dp-h891dp-xxhdpi",
-)
 class StatusTest {
     private var running: RunningService? = null
 
@@ -79,11 +72,6 @@ class StatusTest {
         val log = texts().first { it.contains(unbound.aName.trimEnd('.')) }
         assertEquals("both queries logged: $log", 2, log.lines().count { it.contains(unbound.aName.trimEnd('.')) })
         ScreenshotTest.capture(activity, "main-on-counters")
-
-        ShadowProtectingVpnService.lockdown = true
-        running!!.command(DotVpnService.intent(app, DotVpnService.ACTION_APPLY))
-        awaitUntil("lockdown warning shown") { texts().any { it.startsWith("⚠") } }
-        ScreenshotTest.capture(activity, "main-warning")
     }
 
     companion object {

@@ -12,6 +12,7 @@ import app.dotcore.ffi.PowerState
 import app.dotcore.logic.ServiceState
 import app.dotcore.logic.Settings
 import org.junit.After
+import java.net.InetAddress
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertNotNull
 import org.junit.Assert.assertNull
@@ -22,21 +23,10 @@ import org.junit.runner.RunWith
 import org.robolectric.Robolectric
 import org.robolectric.RobolectricTestRunner
 import org.robolectric.Shadows.shadowOf
-import org.robolectric.annotation.Config
 import org.robolectric.shadows.ShadowNetwork
-import org.robolectric.shadows.ShadowVpnService
 
 /** Platform signals reaching the real engine through the service (the default provider; no upstream needed). */
 @RunWith(RobolectricTestRunner::class)
-@Config(
-    shadows = [
-        ShadowTunBuilder::class, ShadowRawParcelFileDescriptor::class, ShadowProtectingVpnService::class,
-        SpyDotEngine::class,
-    ],
-    // Only DotEngine (a prefix): instrumenting the whole package would add
-    // Robolectric's field to the bindings' JNA Structures and break them.
-    instrumentedPackages = ["app.dotcore.ffi.DotEngine"],
-)
 class SystemEventsTest {
     private var running: RunningService? = null
 
@@ -50,7 +40,6 @@ class SystemEventsTest {
     @After fun tearDown() {
         running?.stop()
         ShadowTunBuilder.clear()
-        ShadowVpnService.reset()
     }
 
     private fun startService(): RunningService {
@@ -80,7 +69,11 @@ class SystemEventsTest {
         awaitUntil("a network change reaches the engine") { SpyDotEngine.networks().isNotEmpty() }
         Thread.sleep(LONGER_THAN_DEBOUNCE_MILLIS)
         awaitUntil("settled") { true }
-        assertEquals(listOf(listOf("203.0.113.7", "2001:db8::7")), SpyDotEngine.networks())
+        // Compared as addresses: the JVM's InetAddress writes IPv6 uncompressed, Android's compressed.
+        assertEquals(
+            listOf(listOf("203.0.113.7", "2001:db8::7").map(InetAddress::getByName)),
+            SpyDotEngine.networks().map { servers -> servers.map(InetAddress::getByName) },
+        )
         // The new default network is the VPN's underlying network at once, not debounced.
         assertEquals(listOf(cellular), ShadowProtectingVpnService.underlying)
     }

@@ -19,7 +19,6 @@ import org.junit.BeforeClass
 import org.junit.Test
 import org.junit.runner.RunWith
 import org.robolectric.RobolectricTestRunner
-import org.robolectric.annotation.Config
 
 /**
  * The tunnel DotVpnService asks the system for, and the engine it starts on
@@ -27,7 +26,6 @@ import org.robolectric.annotation.Config
  * Unbound DoT server the user configured.
  */
 @RunWith(RobolectricTestRunner::class)
-@Config(shadows = [ShadowTunBuilder::class, ShadowRawParcelFileDescriptor::class, ShadowProtectingVpnService::class])
 class TunnelTest {
     private var running: RunningService? = null
 

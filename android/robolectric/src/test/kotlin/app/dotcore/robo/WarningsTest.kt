@@ -16,11 +16,9 @@ import org.junit.runner.RunWith
 import org.robolectric.Robolectric
 import org.robolectric.RobolectricTestRunner
 import org.robolectric.Shadows.shadowOf
-import org.robolectric.annotation.Config
 
 /** The two platform settings that break a DNS-only VPN, as the status screen reports them. */
 @RunWith(RobolectricTestRunner::class)
-@Config(shadows = [ShadowTunBuilder::class, ShadowRawParcelFileDescriptor::class, ShadowProtectingVpnService::class])
 class WarningsTest {
     private var running: RunningService? = null
 
@@ -37,11 +35,12 @@ class WarningsTest {
     }
 
     /** What the status screen shows in its warning line, once the service runs. */
-    private fun warningShown(): String {
+    private fun warningShown(screenshot: String? = null): String {
         val activity = Robolectric.buildActivity(MainActivity::class.java).setup().get()
         awaitUntil("a warning is shown") {
             activity.window.decorView.all(TextView::class.java).any { it.isShown && it.text.startsWith("⚠") }
         }
+        if (screenshot != null) ScreenshotTest.capture(activity, screenshot)
         return activity.window.decorView.all(TextView::class.java).first { it.text.startsWith("⚠") }.text.toString()
     }
 
@@ -66,6 +65,6 @@ class WarningsTest {
         running = RunningService(DotVpnService.intent(app, DotVpnService.ACTION_START)).also { it.awaitRunning() }
         awaitUntil("warning published") { status.warnings.isNotEmpty() }
         assertEquals(listOf(Warning.LOCKDOWN), status.warnings)
-        assertTrue(warningShown().contains("Block connections without VPN"))
+        assertTrue(warningShown(screenshot = "main-warning").contains("Block connections without VPN"))
     }
 }
