@@ -293,6 +293,8 @@ class DotVpnService : VpnService() {
             builder.addDnsServer(dns)
             builder.addRoute(dns, if (dns.contains(':')) 128 else 32)
         }
+        // The engine polls the descriptor and must never block on it.
+        builder.setBlocking(false)
         builder.allowFamily(OsConstants.AF_INET)
         builder.allowFamily(OsConstants.AF_INET6)
         // Our own sockets never enter the tunnel (protect() covers the

@@ -63,9 +63,18 @@ class SettingsActivity : Activity() {
         repository = SettingsRepository(this)
         catalogue = providers()
         loaded = repository.load()
-        excluded = loaded.excludedApps
+        excluded = savedInstanceState?.getStringArrayList(STATE_EXCLUDED)?.toSet() ?: loaded.excludedApps
         buildForm()
+        // After a configuration change the framework restores the edits
+        // into these views (by ID) once onCreate returns.
         fill(loaded)
+        if (savedInstanceState != null) updateExcludedLabel()
+    }
+
+    override fun onSaveInstanceState(outState: Bundle) {
+        super.onSaveInstanceState(outState)
+        // Not a view: the picked apps are kept here until saved.
+        outState.putStringArrayList(STATE_EXCLUDED, ArrayList(excluded.sorted()))
     }
 
     private fun errorLine(field: SettingsField, anchor: View): TextView =
@@ -80,7 +89,7 @@ class SettingsActivity : Activity() {
         root.addView(errorLine(SettingsField.OTHER, root))
 
         root.addView(Ui.heading(this, "Server"))
-        serverGroup = RadioGroup(this)
+        serverGroup = RadioGroup(this).apply { id = ID_SERVER_GROUP }
         for (p in catalogue) {
             addServerButton(ServerChoice.Provider(p.id), "${p.displayName}\n${p.description}")
         }
@@ -91,16 +100,18 @@ class SettingsActivity : Activity() {
         root.addView(errorLine(SettingsField.SERVER, serverGroup))
 
         configIdBlock = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL }
-        configId = Ui.input(this, "Configuration ID (from the provider's dashboard)")
+        configId = Ui.input(this, "Configuration ID (from the provider's dashboard)").apply { id = ID_CONFIG_ID }
         configIdBlock.addView(configId)
         configIdBlock.addView(errorLine(SettingsField.CONFIG_ID, configId))
         root.addView(configIdBlock)
 
         customBlock = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL }
-        hostname = Ui.input(this, "Host name for TLS, e.g. dns.example.net")
+        hostname = Ui.input(this, "Host name for TLS, e.g. dns.example.net").apply { id = ID_HOSTNAME }
         addresses = Ui.input(this, "Addresses: IP, IP:PORT or [IPv6]:PORT, comma separated", multiLine = true)
-        port = Ui.input(this, "Port (empty: 853)", number = true)
+            .apply { id = ID_ADDRESSES }
+        port = Ui.input(this, "Port (empty: 853)", number = true).apply { id = ID_PORT }
         pins = Ui.input(this, "SPKI pins (base64 SHA-256), optional, comma separated", multiLine = true)
+            .apply { id = ID_PINS }
         for ((label, input, field) in listOf(
             Triple("Host name", hostname, SettingsField.CUSTOM_HOSTNAME),
             Triple("Addresses", addresses, SettingsField.CUSTOM_ADDRESSES),
@@ -114,13 +125,13 @@ class SettingsActivity : Activity() {
         root.addView(customBlock)
 
         root.addView(Ui.heading(this, "Mode"))
-        val modeGroup = RadioGroup(this)
+        val modeGroup = RadioGroup(this).apply { id = ID_MODE_GROUP }
         strict = RadioButton(this).apply {
-            id = View.generateViewId()
+            id = ID_STRICT
             text = "Strict: authenticated TLS or no answer"
         }
         opportunistic = RadioButton(this).apply {
-            id = View.generateViewId()
+            id = ID_OPPORTUNISTIC
             text = "Opportunistic: TLS when it works, else the network's resolvers in clear text"
         }
         modeGroup.addView(strict)
@@ -133,8 +144,14 @@ class SettingsActivity : Activity() {
         root.addView(excludedButton)
 
         root.addView(Ui.heading(this, "Other"))
-        startOnBoot = CheckBox(this).apply { text = "Start when the phone starts" }
-        queryLog = CheckBox(this).apply { text = "Keep a log of recent queries (in memory, last 200)" }
+        startOnBoot = CheckBox(this).apply {
+            id = ID_START_ON_BOOT
+            text = "Start when the phone starts"
+        }
+        queryLog = CheckBox(this).apply {
+            id = ID_QUERY_LOG
+            text = "Keep a log of recent queries (in memory, last 200)"
+        }
         root.addView(startOnBoot)
         root.addView(queryLog)
 
@@ -149,7 +166,8 @@ class SettingsActivity : Activity() {
 
     private fun addServerButton(choice: ServerChoice, label: String) {
         val button = RadioButton(this).apply {
-            id = View.generateViewId()
+            // Stable across re-creation, so the checked choice is restored.
+            id = ID_SERVER_FIRST + serverButtons.size
             text = label
         }
         serverButtons[button.id] = choice
@@ -252,5 +270,25 @@ class SettingsActivity : Activity() {
             }
             .setNegativeButton("Cancel", null)
             .show()
+    }
+
+    private companion object {
+        const val STATE_EXCLUDED = "excluded_apps"
+
+        // Fixed view IDs (the app has no R class): the framework saves and
+        // restores a view's state (typed text, checked buttons) by its ID,
+        // so unsaved edits survive rotation. Outside aapt's 0x7f range.
+        const val ID_SERVER_GROUP = 0x0d070001
+        const val ID_CONFIG_ID = 0x0d070002
+        const val ID_HOSTNAME = 0x0d070003
+        const val ID_ADDRESSES = 0x0d070004
+        const val ID_PORT = 0x0d070005
+        const val ID_PINS = 0x0d070006
+        const val ID_MODE_GROUP = 0x0d070007
+        const val ID_STRICT = 0x0d070008
+        const val ID_OPPORTUNISTIC = 0x0d070009
+        const val ID_START_ON_BOOT = 0x0d07000a
+        const val ID_QUERY_LOG = 0x0d07000b
+        const val ID_SERVER_FIRST = 0x0d071000
     }
 }

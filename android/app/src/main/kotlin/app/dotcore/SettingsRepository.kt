@@ -10,7 +10,11 @@ class SettingsRepository(context: Context) {
 
     fun load(): Settings = SettingsCodec.decode(prefs.all)
 
-    /** Writes synchronously: the service reads the file right after. */
+    /**
+     * apply(): the in-memory preferences change at once (the service, in
+     * this process, reads them right after) and the disk write happens off
+     * the main thread.
+     */
     fun save(settings: Settings) {
         val editor = prefs.edit().clear()
         for ((key, value) in SettingsCodec.encode(settings)) {
@@ -22,7 +26,7 @@ class SettingsRepository(context: Context) {
                 else -> error("unsupported preference type for $key")
             }
         }
-        editor.commit()
+        editor.apply()
     }
 
     private companion object {

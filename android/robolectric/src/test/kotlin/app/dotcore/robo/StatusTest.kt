@@ -1,0 +1,88 @@
+package app.dotcore.robo
+
+import android.widget.TextView
+import app.dotcore.DotVpnService
+import app.dotcore.MainActivity
+import app.dotcore.SettingsRepository
+import app.dotcore.ffi.Mode
+import app.dotcore.logic.CustomServerInput
+import app.dotcore.logic.ServerChoice
+import app.dotcore.logic.Settings
+import org.junit.After
+import org.junit.AfterClass
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertNotNull
+import org.junit.Assert.assertTrue
+import org.junit.Before
+import org.junit.BeforeClass
+import org.junit.Test
+import org.junit.runner.RunWith
+import org.robolectric.Robolectric
+import org.robolectric.RobolectricTestRunner
+
+/**
+ * The status screen fed by the real engine resolving through the local
+ * Unbound DoT server: counters, validation, the query log. Also renders the
+ * screens it reaches to PNG (native graphics).
+ */
+@RunWith(RobolectricTestRunner::class)
+class StatusTest {
+    private var running: RunningService? = null
+
+    @Before fun setUp() {
+        ShadowTunBuilder.clear()
+        ShadowProtectingVpnService.reset()
+        configureNetwork(listOf("192.0.2.1"))
+    }
+
+    @After fun tearDown() {
+        running?.stop()
+        ShadowTunBuilder.clear()
+        ShadowProtectingVpnService.reset()
+    }
+
+    @Test
+    fun `counters, validation and the query log come from the engine's real answers`() {
+        SettingsRepository(app).save(
+            Settings(
+                server = ServerChoice.Custom,
+                custom = CustomServerInput(hostname = unbound.dotName, addresses = unbound.dot, pins = unbound.leafPin),
+                mode = Mode.STRICT,
+                queryLog = true,
+            ),
+        )
+        running = RunningService(DotVpnService.intent(app, DotVpnService.ACTION_START)).also { it.awaitRunning() }
+        val first = queryThroughTunnel(unbound.aName, 0x2001)
+        assertNotNull("first answer", first)
+        assertEquals(
+            "rcode ${Packets.rcode(first!!)}, ${Packets.answers(first)} answers",
+            unbound.aV4, Packets.lastA(first),
+        )
+        // The same name again: the engine's cache answers.
+        assertNotNull("second answer", queryThroughTunnel(unbound.aName, 0x2002))
+
+        val activity = Robolectric.buildActivity(MainActivity::class.java).setup().get()
+        val texts = { activity.window.decorView.all(TextView::class.java).filter { it.isShown }.map { it.text.toString() } }
+        awaitUntil("counters show two queries") { texts().any { it.startsWith("Queries: 2 (0 failed)") } }
+        val counters = texts().first { it.startsWith("Queries:") }
+        assertTrue(counters, counters.contains("Cache hit rate: 50 %"))
+        assertTrue(counters, Regex("TLS handshakes: [1-9]\\d* full").containsMatchIn(counters))
+        assertTrue(counters, Regex("Average latency: \\S+").containsMatchIn(counters))
+        assertTrue(texts().toString(), texts().any { it == "Validated: ${status.server.validatedServer} (authenticated)" })
+        val log = texts().first { it.contains(unbound.aName.trimEnd('.')) }
+        assertEquals("both queries logged: $log", 2, log.lines().count { it.contains(unbound.aName.trimEnd('.')) })
+        ScreenshotTest.capture(activity, "main-on-counters")
+    }
+
+    companion object {
+        lateinit var unbound: Unbound
+
+        @BeforeClass @JvmStatic fun startUnbound() {
+            unbound = Unbound.start()
+        }
+
+        @AfterClass @JvmStatic fun stopUnbound() {
+            unbound.close()
+        }
+    }
+}

@@ -1,0 +1,70 @@
+package app.dotcore.robo
+
+import android.net.NetworkCapabilities
+import android.widget.TextView
+import app.dotcore.DotVpnService
+import app.dotcore.MainActivity
+import app.dotcore.SettingsRepository
+import app.dotcore.logic.Settings
+import app.dotcore.logic.Warning
+import org.junit.After
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertTrue
+import org.junit.Before
+import org.junit.Test
+import org.junit.runner.RunWith
+import org.robolectric.Robolectric
+import org.robolectric.RobolectricTestRunner
+import org.robolectric.Shadows.shadowOf
+
+/** The two platform settings that break a DNS-only VPN, as the status screen reports them. */
+@RunWith(RobolectricTestRunner::class)
+class WarningsTest {
+    private var running: RunningService? = null
+
+    @Before fun setUp() {
+        ShadowTunBuilder.clear()
+        ShadowProtectingVpnService.reset()
+        SettingsRepository(app).save(Settings())
+    }
+
+    @After fun tearDown() {
+        running?.stop()
+        ShadowTunBuilder.clear()
+        ShadowProtectingVpnService.reset()
+    }
+
+    /** What the status screen shows in its warning line, once the service runs. */
+    private fun warningShown(screenshot: String? = null): String {
+        val activity = Robolectric.buildActivity(MainActivity::class.java).setup().get()
+        awaitUntil("a warning is shown") {
+            activity.window.decorView.all(TextView::class.java).any { it.isShown && it.text.startsWith("⚠") }
+        }
+        if (screenshot != null) ScreenshotTest.capture(activity, screenshot)
+        return activity.window.decorView.all(TextView::class.java).first { it.text.startsWith("⚠") }.text.toString()
+    }
+
+    @Test
+    fun `Android's Private DNS in strict mode produces the warning`() {
+        val (network, link) = configureNetwork(listOf("192.0.2.1"), privateDnsServerName = "dns.example.org")
+        running = RunningService(DotVpnService.intent(app, DotVpnService.ACTION_START)).also { it.awaitRunning() }
+        // What the system does right after registerDefaultNetworkCallback.
+        val callback = shadowOf(connectivity).networkCallbacks.single()
+        callback.onAvailable(network)
+        callback.onCapabilitiesChanged(network, connectivity.getNetworkCapabilities(network) ?: NetworkCapabilities())
+        callback.onLinkPropertiesChanged(network, link)
+        awaitUntil("warning published") { status.warnings.isNotEmpty() }
+        assertEquals(listOf(Warning.PRIVATE_DNS_STRICT), status.warnings)
+        assertEquals("⚠ ${Warning.PRIVATE_DNS_STRICT.text}", warningShown())
+    }
+
+    @Test
+    fun `always-on lockdown produces the warning`() {
+        configureNetwork(listOf("192.0.2.1"))
+        ShadowProtectingVpnService.lockdown = true
+        running = RunningService(DotVpnService.intent(app, DotVpnService.ACTION_START)).also { it.awaitRunning() }
+        awaitUntil("warning published") { status.warnings.isNotEmpty() }
+        assertEquals(listOf(Warning.LOCKDOWN), status.warnings)
+        assertTrue(warningShown(screenshot = "main-warning").contains("Block connections without VPN"))
+    }
+}
