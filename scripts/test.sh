@@ -64,7 +64,7 @@ fi
 # just compiled from the same sources instead of compiling the app again
 # (scripts/apk/dex/build-dex.sh refuses them if any source is newer).
 export APK_CLASSES_FROM="$ROOT/android/compile-check/logic/target/classes:$ROOT/android/compile-check/app/target/classes"
-for suite in test-battery test-kotlin test-simulator test-android-compile test-apk; do
+for suite in test-battery test-kotlin test-simulator test-android-compile test-apk test-app; do
     script="scripts/$suite.sh"
     if [ -x "$script" ]; then
         run "$suite" "$script"
