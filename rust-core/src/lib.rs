@@ -19,6 +19,7 @@
 
 pub mod cache;
 mod cleartext;
+mod coalesce;
 pub mod config;
 pub mod engine;
 mod fallback;

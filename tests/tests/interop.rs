@@ -1114,13 +1114,13 @@ matrix!(pipelined_1000 {
     unbound => ServerKind::Unbound;
     knot_resolver => ServerKind::Knot;
     bind => ServerKind::Bind;
-    dnsdist => ServerKind::Dnsdist, #[ignore = "dnsdist 1.7 answers only the first query of a TLS record that holds several, then closes the connection after its 2 s read timeout; the engine writes queued queries together. Intermittent: measured 998-1000/1000 right with 2 connections, 3-13 retries, up to 2 failures and 2.6-4.1 s, or a clean 0.2 s run (core transport fix pending)"];
+    dnsdist => ServerKind::Dnsdist;
 });
 matrix!(out_of_order {
     unbound => ServerKind::Unbound;
     knot_resolver => ServerKind::Knot;
     bind => ServerKind::Bind;
-    dnsdist => ServerKind::Dnsdist, #[ignore = "the same dnsdist 1.7 limit: 200 queries queued during the handshake, measured 79-138/200 answered right in failing runs, the rest SERVFAIL after the retry; some runs clean (core transport fix pending)"];
+    dnsdist => ServerKind::Dnsdist;
 });
 all_servers!(padding);
 all_servers!(keepalive);
@@ -1130,6 +1130,6 @@ matrix!(burst {
     unbound => ServerKind::Unbound;
     knot_resolver => ServerKind::Knot;
     bind => ServerKind::Bind;
-    dnsdist => ServerKind::Dnsdist, #[ignore = "the same dnsdist 1.7 limit: rounds whose 20 queries left in 1-8 TLS records lost 4-18 answers to SERVFAIL after 4.0 s with 5-19 retries; rounds sent as 20 records were clean (core transport fix pending)"];
+    dnsdist => ServerKind::Dnsdist;
 });
 all_servers!(first_answer);
