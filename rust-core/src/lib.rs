@@ -29,6 +29,7 @@ pub mod message;
 pub mod packet;
 pub mod policy;
 pub mod providers;
+mod quickack;
 pub mod resolver;
 mod rng;
 pub mod stats;

@@ -1001,16 +1001,18 @@ fn app_records(bytes: &[u8]) -> usize {
 }
 
 /// First-answer latency on a new connection, by the engine (query issued
-/// before the connection exists), by kdig (its reported round trip after
-/// the handshake), and by the probe (from the end of the handshake). Informational: it records the delay
-/// some servers add behind their NewSessionTicket.
+/// before the connection exists) with its TCP_QUICKACK dialer and over
+/// plain TCP without it (the engine before that fix), by kdig (its reported
+/// round trip after the handshake), and by the probe (from the end of the
+/// handshake). Informational: it records the delay some servers add behind
+/// their NewSessionTicket until the client's delayed ACK.
 async fn first_answer(kind: ServerKind) {
     let Some(server) = start(kind).await else {
         return;
     };
     const RUNS: usize = 5;
-    let (mut engine_first, mut engine_second, mut kdig_runs, mut probe_runs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut engine_first, mut engine_second, mut kdig_runs, mut probe_runs, mut plain_first) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 0..RUNS {
         let resolver = Resolver::new(&strict_with_ca(&server), Arc::new(dotcore::NoHost)).unwrap();
         let t = Instant::now();
@@ -1054,6 +1056,22 @@ async fn first_answer(kind: ServerKind) {
         probe_runs.push(t.elapsed());
         assert!(matches!(got, Ok(Some(_))), "{kind}: probe answer");
         probe.finish().await;
+
+        // The engine as it was before TCP_QUICKACK: the same resolver over
+        // plain loopback TCP with TCP_NODELAY only.
+        let plain = Resolver::with_dialer(
+            &strict_with_ca(&server),
+            Arc::new(dotcore::NoHost),
+            Arc::new(RecordingDialer::default()),
+        )
+        .unwrap();
+        let t = Instant::now();
+        let a = ask(&plain, &format!("fq{run}.bench.")).await;
+        plain_first.push(t.elapsed());
+        assert_eq!(
+            a.rcode, "NOERROR",
+            "{kind}: first answer without TCP_QUICKACK"
+        );
     }
     // The minimum is what the protocol costs; the median shows the load.
     let median = |v: &mut Vec<Duration>| {
@@ -1065,8 +1083,9 @@ async fn first_answer(kind: ServerKind) {
         "first_answer_latency",
         "info",
         &format!(
-            "min/median of {RUNS}: engine first query (with handshake) {}, engine second query {}, kdig query after its handshake {}, probe first answer after handshake {}",
+            "min/median of {RUNS}: engine first query (with handshake) {} with TCP_QUICKACK, {} without it, engine second query {}, kdig query after its handshake {}, probe first answer after handshake {}",
             median(&mut engine_first),
+            median(&mut plain_first),
             median(&mut engine_second),
             median(&mut kdig_runs),
             median(&mut probe_runs)
