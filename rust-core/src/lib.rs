@@ -19,6 +19,7 @@
 
 pub mod cache;
 mod cleartext;
+mod coalesce;
 pub mod config;
 pub mod engine;
 mod fallback;
@@ -28,6 +29,7 @@ pub mod message;
 pub mod packet;
 pub mod policy;
 pub mod providers;
+mod quickack;
 pub mod resolver;
 mod rng;
 pub mod stats;

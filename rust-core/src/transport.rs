@@ -23,6 +23,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::codec::{Decoder, LengthDelimitedCodec};
 
+use crate::coalesce::Coalescing;
 use crate::framing;
 use crate::host::{BoxStream, Dialer};
 use crate::policy::{IdlePolicy, PowerState};
@@ -129,6 +130,8 @@ impl Connection {
         };
         let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         stats.connection_opened(id);
+        let hold = Arc::new(AtomicBool::new(false));
+        let stream: BoxStream = Box::new(Coalescing::new(stream, hold.clone()));
         let connector = TlsConnector::from(tls.config.clone());
         let handshake = connector.connect(name, stream);
         let tls_stream = match tokio::time::timeout(settings.handshake_timeout, handshake).await {
@@ -161,6 +164,7 @@ impl Connection {
             rx,
             closed: closed.clone(),
             shutdown: shutdown.clone(),
+            hold,
             settings,
             power,
             stats,
@@ -257,6 +261,9 @@ struct ConnectionTask {
     rx: mpsc::Receiver<Request>,
     closed: Arc<AtomicBool>,
     shutdown: Arc<Notify>,
+    /// Set while a batch is written: its records leave in one write
+    /// (coalesce.rs).
+    hold: Arc<AtomicBool>,
     settings: ConnectionSettings,
     power: watch::Receiver<PowerState>,
     stats: Arc<Stats>,
@@ -327,6 +334,8 @@ impl ConnectionTask {
     ) -> End {
         let shutdown = self.shutdown.clone();
         let mut out = BytesMut::with_capacity(4096);
+        // Where each query's frame in `out` ends.
+        let mut ends = Vec::new();
         loop {
             let idle_deadline = self.pending.is_empty().then(|| {
                 let state = *self.power.borrow();
@@ -356,19 +365,25 @@ impl ConnectionTask {
                 request = self.rx.recv(), if can_take => {
                     let Some(request) = request else { return End::HandlesDropped };
                     out.clear();
+                    ends.clear();
                     self.enqueue(request, &mut out);
+                    ends.push(out.len());
                     // Everything already queued goes out in the same write:
-                    // one TLS record and one syscall for a burst.
+                    // one TLS record per query (some servers read only one
+                    // query per record), one syscall for the burst.
                     while self.pending.len() < self.settings.max_in_flight {
                         match self.rx.try_recv() {
-                            Ok(r) => self.enqueue(r, &mut out),
+                            Ok(r) => {
+                                self.enqueue(r, &mut out);
+                                ends.push(out.len());
+                            }
                             Err(_) => break,
                         }
                     }
                     if out.is_empty() {
                         continue;
                     }
-                    if let Err(e) = write_all_flush(writer, &out).await {
+                    if let Err(e) = write_records(writer, &self.hold, &out, &ends).await {
                         return End::Io(e);
                     }
                     Stats::add(&self.stats.bytes_sent, out.len() as u64);
@@ -502,11 +517,29 @@ impl ConnectionTask {
     }
 }
 
-async fn write_all_flush(
+/// Writes each query of `bytes` (its frames ending at `ends`) as its own
+/// TLS record, and all of them in one socket write where it takes them.
+async fn write_records(
     writer: &mut WriteHalf<TlsStream<BoxStream>>,
+    hold: &AtomicBool,
     bytes: &[u8],
+    ends: &[usize],
 ) -> io::Result<()> {
-    writer.write_all(bytes).await?;
+    hold.store(true, Ordering::Release);
+    let mut written = Ok(());
+    let mut start = 0;
+    for &end in ends {
+        if end > start {
+            // One write to TLS is one record for a frame of up to 16 KiB.
+            written = writer.write_all(&bytes[start..end]).await;
+            if written.is_err() {
+                break;
+            }
+        }
+        start = end;
+    }
+    hold.store(false, Ordering::Release);
+    written?;
     writer.flush().await
 }
 
@@ -527,6 +560,7 @@ mod tests {
             rx,
             closed: Arc::new(AtomicBool::new(false)),
             shutdown: Arc::new(Notify::new()),
+            hold: Arc::new(AtomicBool::new(false)),
             settings: ConnectionSettings {
                 connect_timeout: Duration::from_secs(1),
                 handshake_timeout: Duration::from_secs(1),
