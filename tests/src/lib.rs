@@ -29,3 +29,19 @@ pub mod dot_probe;
 pub mod fault_server;
 pub mod interop_servers;
 pub mod simulator;
+
+/// One custom DoT server at `addr` (its port used as given), authenticated
+/// by `name` and/or `pins`: the upstream most engine tests point at a
+/// fixture.
+pub fn custom_upstream(
+    addr: std::net::SocketAddr,
+    name: Option<&str>,
+    pins: Vec<String>,
+) -> dotcore::Upstream {
+    dotcore::Upstream::Custom(vec![dotcore::CustomServer {
+        name: name.map(Into::into),
+        addresses: vec![addr.to_string()],
+        port: 0,
+        pins,
+    }])
+}

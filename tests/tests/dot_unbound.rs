@@ -11,7 +11,7 @@ use std::time::Duration;
 use dotcore::message::{build_query, decode_answer, Answer};
 use dotcore::{Config, CustomServer, Event, Host, IdlePolicy, Mode, Resolver, Upstream};
 use dotcore_tests::unbound::{self as zone, UnboundOptions, UnboundServer};
-use dotcore_tests::{require_tool, TestPki};
+use dotcore_tests::{custom_upstream, require_tool, TestPki};
 
 /// Records every event and protected socket.
 #[derive(Default)]
@@ -81,19 +81,10 @@ fn start_unbound(options: UnboundOptions) -> Option<UnboundServer> {
     Some(UnboundServer::start(options).expect("unbound starts"))
 }
 
-fn custom(addr: SocketAddr, name: Option<&str>, pins: Vec<String>) -> Upstream {
-    Upstream::Custom(vec![CustomServer {
-        name: name.map(Into::into),
-        addresses: vec![addr.to_string()],
-        port: 0,
-        pins,
-    }])
-}
-
 /// Strict mode trusting the fixture's CA for `dot.test`.
 fn strict_with_ca(server: &UnboundServer) -> Config {
     let mut config = Config {
-        upstream: custom(server.dot_addr(), Some("dot.test"), vec![]),
+        upstream: custom_upstream(server.dot_addr(), Some("dot.test"), vec![]),
         mode: Mode::Strict,
         extra_ca_pem: Some(server.ca_pem().to_string()),
         ..Config::default()
@@ -171,7 +162,7 @@ async fn strict_with_pin_only_works_without_name_or_ca() {
     };
     // The leaf is not trusted by anything; its pin alone authenticates it.
     let config = Config {
-        upstream: custom(server.dot_addr(), None, vec![server.leaf_pin()]),
+        upstream: custom_upstream(server.dot_addr(), None, vec![server.leaf_pin()]),
         ..strict_with_ca(&server)
     };
     let config = Config {
@@ -192,7 +183,7 @@ async fn strict_with_ca_pin_matches_any_certificate_in_the_chain() {
         return;
     };
     let config = Config {
-        upstream: custom(server.dot_addr(), Some("dot.test"), vec![server.ca_pin()]),
+        upstream: custom_upstream(server.dot_addr(), Some("dot.test"), vec![server.ca_pin()]),
         extra_ca_pem: None,
         ..strict_with_ca(&server)
     };
@@ -211,7 +202,7 @@ async fn strict_wrong_name_is_servfail_with_zero_cleartext_packets() {
     };
     let trap = CleartextTrap::new();
     let config = Config {
-        upstream: custom(server.dot_addr(), Some("wrong.test"), vec![]),
+        upstream: custom_upstream(server.dot_addr(), Some("wrong.test"), vec![]),
         network_resolvers: vec![trap.addr, server.plain_addr()],
         ..strict_with_ca(&server)
     };
@@ -240,7 +231,7 @@ async fn strict_wrong_pin_is_servfail() {
     let other = TestPki::generate();
     let trap = CleartextTrap::new();
     let config = Config {
-        upstream: custom(server.dot_addr(), Some("dot.test"), vec![other.leaf.pin()]),
+        upstream: custom_upstream(server.dot_addr(), Some("dot.test"), vec![other.leaf.pin()]),
         network_resolvers: vec![trap.addr],
         ..strict_with_ca(&server)
     };
@@ -284,7 +275,7 @@ async fn opportunistic_with_853_closed_answers_in_cleartext_then_returns_to_tls(
     .unwrap();
     let host = Arc::new(RecordingHost::default());
     let config = Config {
-        upstream: custom(dot_addr, Some("dot.test"), vec![]),
+        upstream: custom_upstream(dot_addr, Some("dot.test"), vec![]),
         mode: Mode::Opportunistic,
         network_resolvers: vec![plain_only.plain_addr()],
         ..strict_with_ca(&server)

@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 
 use dotcore::host::{BoxStream, DialFuture};
 use dotcore::message::{build_query, decode_answer, Answer};
-use dotcore::{CacheConfig, Config, CustomServer, Dialer, Event, Host, IdlePolicy, Mode};
-use dotcore::{Resolver, Upstream};
+use dotcore::Resolver;
+use dotcore::{CacheConfig, Config, Dialer, Event, Host, IdlePolicy, Mode};
 use dotcore_tests::dot_probe::{self, Probe, ProbeConfig};
 use dotcore_tests::interop_servers::{DotServer, ServerKind, A_NAME};
 use dotcore_tests::unbound as zone;
-use dotcore_tests::{kdig, require_tool};
+use dotcore_tests::{custom_upstream, kdig, require_tool};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -67,20 +67,11 @@ async fn start(kind: ServerKind) -> Option<DotServer> {
     Some(server)
 }
 
-fn custom(addr: SocketAddr, name: Option<&str>, pins: Vec<String>) -> Upstream {
-    Upstream::Custom(vec![CustomServer {
-        name: name.map(Into::into),
-        addresses: vec![addr.to_string()],
-        port: 0,
-        pins,
-    }])
-}
-
 /// Strict mode trusting the fixture's CA for `dot.test`, cache off so every
 /// query reaches the server.
 fn strict_with_ca(server: &DotServer) -> Config {
     let mut config = Config {
-        upstream: custom(server.dot_addr(), Some("dot.test"), vec![]),
+        upstream: custom_upstream(server.dot_addr(), Some("dot.test"), vec![]),
         mode: Mode::Strict,
         extra_ca_pem: Some(server.ca_pem().to_string()),
         cache: CacheConfig {
@@ -93,6 +84,19 @@ fn strict_with_ca(server: &DotServer) -> Config {
     config.timeouts.handshake = Duration::from_secs(2);
     config.timeouts.query = Duration::from_secs(4);
     config
+}
+
+/// A strict resolver for `server` whose connections are recorded on the
+/// wire (TLS record sizes, who closed first).
+fn recorded_resolver(server: &DotServer) -> (Resolver, Arc<RecordingDialer>) {
+    let dialer = Arc::new(RecordingDialer::default());
+    let resolver = Resolver::with_dialer(
+        &strict_with_ca(server),
+        Arc::new(dotcore::NoHost),
+        dialer.clone(),
+    )
+    .unwrap();
+    (resolver, dialer)
 }
 
 async fn ask(resolver: &Resolver, name: &str) -> Answer {
@@ -435,7 +439,7 @@ async fn strict_pin(kind: ServerKind) {
         return;
     };
     let config = Config {
-        upstream: custom(server.dot_addr(), None, vec![server.leaf_pin()]),
+        upstream: custom_upstream(server.dot_addr(), None, vec![server.leaf_pin()]),
         extra_ca_pem: None,
         ..strict_with_ca(&server)
     };
@@ -466,7 +470,7 @@ async fn wrong_name(kind: ServerKind) {
     let mut network = vec![trap.addr];
     network.extend(server.plain_addr());
     let config = Config {
-        upstream: custom(server.dot_addr(), Some("wrong.test"), vec![]),
+        upstream: custom_upstream(server.dot_addr(), Some("wrong.test"), vec![]),
         network_resolvers: network,
         ..strict_with_ca(&server)
     };
@@ -597,13 +601,7 @@ async fn padding(kind: ServerKind) {
     let Some(server) = start(kind).await else {
         return;
     };
-    let dialer = Arc::new(RecordingDialer::default());
-    let resolver = Resolver::with_dialer(
-        &strict_with_ca(&server),
-        Arc::new(dotcore::NoHost),
-        dialer.clone(),
-    )
-    .unwrap();
+    let (resolver, dialer) = recorded_resolver(&server);
     ask(&resolver, "warm.bench.").await;
     // Let post-handshake records (tickets) arrive before the mark.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -781,13 +779,7 @@ async fn server_idle_close(kind: ServerKind) {
     let Some(server) = start(kind).await else {
         return;
     };
-    let dialer = Arc::new(RecordingDialer::default());
-    let resolver = Resolver::with_dialer(
-        &strict_with_ca(&server),
-        Arc::new(dotcore::NoHost),
-        dialer.clone(),
-    )
-    .unwrap();
+    let (resolver, dialer) = recorded_resolver(&server);
     ask(&resolver, "i1.bench.").await;
     let answered = Instant::now();
     let wire = dialer.wire(0);
@@ -947,13 +939,7 @@ impl std::fmt::Display for Burst {
 }
 
 async fn burst_of_20(server: &DotServer, warm: bool) -> Burst {
-    let dialer = Arc::new(RecordingDialer::default());
-    let resolver = Resolver::with_dialer(
-        &strict_with_ca(server),
-        Arc::new(dotcore::NoHost),
-        dialer.clone(),
-    )
-    .unwrap();
+    let (resolver, dialer) = recorded_resolver(server);
     // Before the burst the engine has written its Finished (TLS 1.3 sends
     // it as an application-data record) and, when warm, one query.
     let mut before = 1;
