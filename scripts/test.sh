@@ -60,10 +60,10 @@ else
     run cargo-test cargo test --workspace --all-features --no-fail-fast
 fi
 
-# Build once: the APK's dex step takes the classes test-android-compile has
-# just compiled from the same sources instead of compiling the app again
-# (scripts/apk/dex/build-dex.sh refuses them if any source is newer).
-export APK_CLASSES_FROM="$ROOT/android/compile-check/logic/target/classes:$ROOT/android/compile-check/app/target/classes"
+# The APK suite compiles the app itself rather than taking the compile
+# check's classes (APK_CLASSES_FROM): those gave a classes.dex that differs
+# from build-apk.sh's own (2026-12-02), and CI must check the APK a user
+# builds.
 for suite in test-battery test-kotlin test-simulator test-android-compile test-apk test-app; do
     script="scripts/$suite.sh"
     if [ -x "$script" ]; then
