@@ -137,6 +137,21 @@ class Unbound private constructor(private val process: Process, private val info
     }
 }
 
+/** An [Unbound] for one test class (`@ClassRule`): started before its first test, closed after its last. */
+class UnboundPerClass : org.junit.rules.ExternalResource() {
+    private var started: Unbound? = null
+    val server: Unbound get() = started ?: error("Unbound is started only while the test class runs")
+
+    override fun before() {
+        started = Unbound.start()
+    }
+
+    override fun after() {
+        started?.close()
+        started = null
+    }
+}
+
 /** Sends an A query for [name] into the tunnel as an app would; the DNS answer, or null. */
 fun queryThroughTunnel(name: String, id: Int, timeoutMillis: Int = 10_000): ByteArray? {
     val src = tunInterfaceAddresses().first { !it.address.contains(':') }.address

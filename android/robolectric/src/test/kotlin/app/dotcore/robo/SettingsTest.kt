@@ -16,12 +16,11 @@ import app.dotcore.logic.ServerChoice
 import app.dotcore.logic.Settings
 import app.dotcore.logic.SettingsField
 import org.junit.After
-import org.junit.AfterClass
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertFalse
 import org.junit.Assert.assertTrue
 import org.junit.Before
-import org.junit.BeforeClass
+import org.junit.ClassRule
 import org.junit.Test
 import org.junit.runner.RunWith
 import org.robolectric.Robolectric
@@ -145,15 +144,9 @@ class SettingsTest {
         assertEquals("nothing saved by rotating", Settings(), SettingsRepository(app).load())
     }
 
+    private val unbound get() = fixture.server
+
     companion object {
-        lateinit var unbound: Unbound
-
-        @BeforeClass @JvmStatic fun startUnbound() {
-            unbound = Unbound.start()
-        }
-
-        @AfterClass @JvmStatic fun stopUnbound() {
-            unbound.close()
-        }
+        @ClassRule @JvmField val fixture = UnboundPerClass()
     }
 }

@@ -9,12 +9,11 @@ import app.dotcore.logic.CustomServerInput
 import app.dotcore.logic.ServerChoice
 import app.dotcore.logic.Settings
 import org.junit.After
-import org.junit.AfterClass
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertNotNull
 import org.junit.Assert.assertTrue
 import org.junit.Before
-import org.junit.BeforeClass
+import org.junit.ClassRule
 import org.junit.Test
 import org.junit.runner.RunWith
 import org.robolectric.Robolectric
@@ -74,15 +73,9 @@ class StatusTest {
         ScreenshotTest.capture(activity, "main-on-counters")
     }
 
+    private val unbound get() = fixture.server
+
     companion object {
-        lateinit var unbound: Unbound
-
-        @BeforeClass @JvmStatic fun startUnbound() {
-            unbound = Unbound.start()
-        }
-
-        @AfterClass @JvmStatic fun stopUnbound() {
-            unbound.close()
-        }
+        @ClassRule @JvmField val fixture = UnboundPerClass()
     }
 }
