@@ -27,7 +27,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 CHECK="$ROOT/android/compile-check"
-CATALOG="$ROOT/android/gradle/libs.versions.toml"
 
 step() { printf '==> test-android-compile: %s\n' "$*"; }
 die() { printf 'test-android-compile: %s\n' "$*" >&2; exit 1; }
@@ -38,12 +37,8 @@ die() { printf 'test-android-compile: %s\n' "$*" >&2; exit 1; }
 ensure_jvm_tools test-android-compile || exit 1
 
 # --- versions from the Gradle catalog -----------------------------------------------
-catalog_version() {
-    local v
-    v="$(sed -n "s/^$1 *= *\"\([^\"]*\)\".*/\1/p" "$CATALOG" | head -n 1)"
-    [ -n "$v" ] || die "no version '$1' in $CATALOG"
-    printf '%s\n' "$v"
-}
+# shellcheck source=lib/catalog.sh
+. "$ROOT/scripts/lib/catalog.sh"
 MVN_PROPS=(
     "-Dkotlin.version=$(catalog_version kotlin)"
     "-Dcoroutines.version=$(catalog_version coroutines)"

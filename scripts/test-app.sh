@@ -19,7 +19,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 MODULE="$ROOT/android/robolectric"
-CATALOG="$ROOT/android/gradle/libs.versions.toml"
 
 step() { printf '==> test-app: %s\n' "$*"; }
 die() { printf 'test-app: %s\n' "$*" >&2; exit 1; }
@@ -52,12 +51,8 @@ if ! TEST_JDK="$(find_jdk21)"; then
         die "no JDK 21+ found (Robolectric needs it for API 36); set DOTCORE_TEST_JDK"
 fi
 
-catalog_version() {
-    local v
-    v="$(sed -n "s/^$1 *= *\"\([^\"]*\)\".*/\1/p" "$CATALOG" | head -n 1)"
-    [ -n "$v" ] || die "no version '$1' in $CATALOG"
-    printf '%s\n' "$v"
-}
+# shellcheck source=lib/catalog.sh
+. "$ROOT/scripts/lib/catalog.sh"
 
 start=$(date +%s)
 GENERATED="$MODULE/target/generated/uniffi"

@@ -53,9 +53,9 @@ java_home="$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")"
 [ -d "$java_home/jmods" ] || [ -f "$java_home/lib/modules" ] \
     || apk_die "no JDK at $java_home (R8 needs its java.* classes as library)"
 
-kotlin="$(apk_catalog_version kotlin)"
-coroutines="$(apk_catalog_version coroutines)"
-jna="$(apk_catalog_version jna)"
+kotlin="$(catalog_version kotlin)"
+coroutines="$(catalog_version coroutines)"
+jna="$(catalog_version jna)"
 r8="$APK_R8_VERSION"
 mkdir -p "$OUT"
 

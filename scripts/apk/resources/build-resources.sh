@@ -40,8 +40,8 @@ apk_ensure_debs aapt2:aapt python3:python3 zip:zip
 apk_ensure_jvm
 
 # --- versions ----------------------------------------------------------------------
-min_sdk="$(apk_catalog_version minSdk)"
-target_sdk="$(apk_catalog_version targetSdk)"
+min_sdk="$(catalog_version minSdk)"
+target_sdk="$(catalog_version targetSdk)"
 [ "$min_sdk" = "$APK_MIN_SDK" ] && [ "$target_sdk" = "$APK_TARGET_SDK" ] \
     || apk_die "SDK levels disagree: catalog min/target $min_sdk/$target_sdk, scripts/apk/versions.sh $APK_MIN_SDK/$APK_TARGET_SDK"
 gradle_value() {

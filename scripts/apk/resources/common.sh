@@ -7,7 +7,6 @@
 . "$ROOT/scripts/apk/versions.sh"
 
 APK_BUILD="$ROOT/target/apk-build"
-APK_CATALOG="$ROOT/android/gradle/libs.versions.toml"
 
 apk_step() { printf '==> %s: %s\n' "$APK_LABEL" "$*"; }
 apk_die() { printf '%s: error: %s\n' "$APK_LABEL" "$*" >&2; exit 1; }
@@ -22,13 +21,8 @@ apk_timed() {
     printf '    %s: %d.%d s\n' "$name" $((t1 / 10)) $((t1 % 10))
 }
 
-# The same reading of the catalog as scripts/test-android-compile.sh.
-apk_catalog_version() {
-    local v
-    v="$(sed -n "s/^$1 *= *\"\([^\"]*\)\".*/\1/p" "$APK_CATALOG" | head -n 1)"
-    [ -n "$v" ] || apk_die "no version '$1' in $APK_CATALOG"
-    printf '%s\n' "$v"
-}
+# shellcheck source=../../lib/catalog.sh
+. "$ROOT/scripts/lib/catalog.sh"
 
 # Installs Debian packages for the commands that are missing:
 # `apk_ensure_debs cmd:package ...`.
