@@ -22,6 +22,7 @@ mod cleartext;
 mod coalesce;
 pub mod config;
 pub mod engine;
+pub mod failure;
 mod fallback;
 pub mod framing;
 pub mod host;

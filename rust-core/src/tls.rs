@@ -54,6 +54,19 @@ impl fmt::Display for AuthError {
     }
 }
 
+impl std::error::Error for AuthError {}
+
+/// The [`AuthError`] a failed handshake carries, if our verifier refused the
+/// server (strict mode wraps it in `CertificateError::Other`).
+pub fn auth_error_of(e: &rustls::Error) -> Option<&AuthError> {
+    match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+            other.0.downcast_ref::<AuthError>()
+        }
+        _ => None,
+    }
+}
+
 /// `name` as the TLS server name rustls connects with, or `None` when rustls
 /// refuses it. Config validation and [`ServerTls`] both use this, so a name
 /// that passed validation is the name the handshake is made for.
@@ -199,10 +212,11 @@ impl ServerCertVerifier for DotVerifier {
         }
         match self.auth.check(end_entity, intermediates, server_name, now) {
             Ok(()) => Ok(ServerCertVerified::assertion()),
-            Err(AuthError::PinMismatch) => Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
+            // Carried whole, so the failure report can say exactly why
+            // (see `auth_error_of`).
+            Err(e) => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(e))),
             )),
-            Err(e) => Err(rustls::Error::General(e.to_string())),
         }
     }
 
