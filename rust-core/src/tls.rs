@@ -24,6 +24,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Mode, ServerSpec};
+use crate::failure::{ServerFailure, ServerFailureKind};
 
 /// ALPN protocol identifier for DoT (RFC 7858 §3.1, IANA "dot").
 pub const ALPN_DOT: &[u8] = b"dot";
@@ -415,5 +416,22 @@ mod tests {
             tls.name_for(addr).unwrap(),
             ServerName::IpAddress(_)
         ));
+    }
+}
+
+/// Why a TLS handshake (or a TLS session) failed, as a [`ServerFailure`]:
+/// our own verifier's [`AuthError`] when it refused the server, otherwise
+/// the rustls error's category.
+pub fn tls_failure(e: &rustls::Error) -> ServerFailure {
+    use rustls::Error as E;
+    match e {
+        E::AlertReceived(alert) => ServerFailure::new(
+            ServerFailureKind::TlsAlert,
+            format!("the server sent TLS alert {alert:?}"),
+        ),
+        E::InvalidCertificate(_) => {
+            ServerFailure::new(ServerFailureKind::CertificateInvalid, e.to_string())
+        }
+        _ => ServerFailure::new(ServerFailureKind::ProtocolError, e.to_string()),
     }
 }
