@@ -203,6 +203,16 @@ impl Connection {
         self.shutdown.notify_one();
     }
 
+    /// Closes the connection and waits, at most `bound`, until its task has
+    /// sent close_notify and FIN. The engine's runtime drops unfinished
+    /// tasks when it ends, so without this wait a stopping engine would
+    /// leave the server a bare FIN (RFC 8446 §6.1 asks for close_notify).
+    pub async fn close(&self, bound: Duration) {
+        self.shutdown.notify_one();
+        // The task closes its receiver only after the TLS shutdown.
+        let _ = tokio::time::timeout(bound, self.tx.closed()).await;
+    }
+
     /// Sends one query and waits for its answer.
     pub async fn exchange(
         &self,
@@ -285,6 +295,8 @@ enum End {
     Idle,
     Shutdown,
     HandlesDropped,
+    /// The server closed the TLS session cleanly (close_notify).
+    PeerClosed,
     Io(io::Error),
     Protocol(&'static str),
 }
@@ -300,7 +312,9 @@ impl ConnectionTask {
                 // close_notify, then FIN: a clean close the server need not time out.
                 let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
             }
-            End::Shutdown | End::HandlesDropped => {
+            // Answering the server's close_notify with ours (RFC 8446 §6.1)
+            // lets it tell our close from a cut connection.
+            End::Shutdown | End::HandlesDropped | End::PeerClosed => {
                 let _ = tokio::time::timeout(Duration::from_millis(200), writer.shutdown()).await;
             }
             End::Io(e) => log::debug!("connection {} ended: {e}", self.id),
@@ -352,7 +366,9 @@ impl ConnectionTask {
                 _ = shutdown.notified() => return End::Shutdown,
                 read = reader.read_buf(buf) => {
                     match read {
-                        Ok(0) => return End::Io(io::ErrorKind::UnexpectedEof.into()),
+                        // rustls reads 0 only after the server's close_notify;
+                        // a bare FIN is an `UnexpectedEof` error instead.
+                        Ok(0) => return End::PeerClosed,
                         Ok(n) => {
                             Stats::add(&self.stats.bytes_received, n as u64);
                             if let Err(why) = self.take_frames(buf) {

@@ -19,6 +19,10 @@ use crate::stats::Stats;
 use crate::tls::ServerTls;
 use crate::transport::{Connection, ConnectionSettings, HandshakeInfo, OpenError};
 
+/// How long a closing connection may take to send close_notify: enough for
+/// a local write, short enough that stopping the engine stays quick.
+const CLOSE_BOUND: Duration = Duration::from_millis(500);
+
 struct AddressHealth {
     addr: SocketAddr,
     /// Smoothed handshake time (connect + TLS); `None` until measured.
@@ -146,8 +150,9 @@ impl UpstreamServer {
 
     /// Closes the connection without forgetting anything (engine stop).
     pub async fn close(&self) {
-        if let Some(c) = self.state.lock().await.connection.take() {
-            c.shut_down();
+        let connection = self.state.lock().await.connection.take();
+        if let Some(c) = connection {
+            c.close(CLOSE_BOUND).await;
         }
     }
 }

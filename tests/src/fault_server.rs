@@ -220,6 +220,8 @@ pub struct Stats {
     query_sizes: Mutex<Vec<usize>>,
     query_ids: Mutex<Vec<u16>>,
     resumed: Mutex<Vec<bool>>,
+    client_close_notify: AtomicUsize,
+    client_bare_close: AtomicUsize,
 }
 
 impl Stats {
@@ -286,6 +288,18 @@ impl Stats {
     /// reuses sessions instead of paying a full handshake each reconnect.
     pub fn resumed_sessions(&self) -> Vec<bool> {
         self.resumed.lock().unwrap().clone()
+    }
+
+    /// Connections the client closed cleanly, with TLS close_notify before
+    /// its FIN, between two queries.
+    pub fn client_close_notify(&self) -> usize {
+        self.client_close_notify.load(Ordering::SeqCst)
+    }
+
+    /// Connections the client closed without close_notify (a bare FIN or a
+    /// reset) between two queries: a truncation attack looks the same.
+    pub fn client_bare_close(&self) -> usize {
+        self.client_bare_close.load(Ordering::SeqCst)
     }
 
     /// Number of resumed handshakes; shorthand over [`Stats::resumed_sessions`].
@@ -809,18 +823,35 @@ async fn read_tls_record<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<()>
     Ok(())
 }
 
-/// Reads one length-prefixed frame; `Ok(None)` on a clean EOF between frames.
-async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Option<Vec<u8>>> {
+/// How a client's side of a connection ended between two frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientEnd {
+    /// close_notify, then FIN: rustls reads 0.
+    CloseNotify,
+    /// FIN (or RST) without close_notify: rustls reports `UnexpectedEof`.
+    Bare,
+}
+
+/// Reads one length-prefixed frame; `Err(end)` in `Ok` when the client
+/// closed between frames, saying how.
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> io::Result<Result<Vec<u8>, ClientEnd>> {
     let mut prefix = [0u8; 2];
-    match reader.read_exact(&mut prefix).await {
+    // The first byte alone: `read_exact` would turn rustls's clean 0 into
+    // the same `UnexpectedEof` as a bare FIN.
+    match reader.read(&mut prefix[..1]).await {
+        Ok(0) => return Ok(Err(ClientEnd::CloseNotify)),
         Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Err(ClientEnd::Bare)),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(Err(ClientEnd::Bare)),
         Err(e) => return Err(e),
     }
+    reader.read_exact(&mut prefix[1..]).await?;
     let len = u16::from_be_bytes(prefix) as usize;
     let mut body = vec![0u8; len];
     reader.read_exact(&mut body).await?;
-    Ok(Some(body))
+    Ok(Ok(body))
 }
 
 /// A query as the writer sees it: the raw message and when it arrived.
@@ -836,8 +867,16 @@ async fn read_queries<R: AsyncRead + Unpin>(
     stats: &Stats,
 ) -> io::Result<()> {
     for _ in 0..MAX_QUERIES_PER_CONNECTION {
-        let Some(body) = with_idle(idle, read_frame(&mut reader)).await?? else {
-            return Ok(());
+        let body = match with_idle(idle, read_frame(&mut reader)).await?? {
+            Ok(body) => body,
+            Err(end) => {
+                let counter = match end {
+                    ClientEnd::CloseNotify => &stats.client_close_notify,
+                    ClientEnd::Bare => &stats.client_bare_close,
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                return Ok(());
+            }
         };
         stats.record_query(&body);
         // After the writer has closed (CloseAfter, WrongLength) we keep
@@ -939,7 +978,7 @@ async fn serve_garbage_records<S: AsyncRead + AsyncWrite + Unpin>(
     // Flush whatever TLS still owes (e.g. TLS 1.3 session tickets) so the
     // garbage lands after valid records, as "after the handshake" promises.
     tls.flush().await?;
-    if let Some(body) = with_idle(idle, read_frame(&mut tls)).await?? {
+    if let Ok(body) = with_idle(idle, read_frame(&mut tls)).await?? {
         stats.record_query(&body);
         let mut junk = vec![0u8; 32];
         fill_random(&mut junk);
