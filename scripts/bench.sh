@@ -31,6 +31,10 @@
 #                 noise from other work on a shared machine (root for N < 0)
 #   --cpu LIST    pin upstream, stubs and dnsperf to these CPUs (taskset -c);
 #                 one CPU takes cross-CPU wake-ups out of the picture
+#   --instructions instead of the load rounds: user-space instructions and
+#                 syscalls per query of each stub under callgrind at 100 qps
+#                 (default stubs dotcore,stubby,udp-echo); writes its own
+#                 section of docs/BENCHMARKS.md (~3 min)
 # Env: BENCH_KEEP=1 keeps the run directory (it is printed either way).
 set -euo pipefail
 
@@ -49,6 +53,10 @@ CAPTURE=1
 WRITE_DOC=1
 PROFILE=0
 BASELINE=0
+INSTR=0
+INSTR_QPS=100
+INSTR_SMALL=200
+INSTR_BIG=1200
 NICE=0
 CPUS=
 STUBS=dotcore,stubby,unbound
@@ -67,6 +75,7 @@ while [ $# -gt 0 ]; do
         --no-doc) WRITE_DOC=0; shift ;;
         --profile) PROFILE=1; shift ;;
         --baseline) BASELINE=1; shift ;;
+        --instructions) INSTR=1; CAPTURE=0; shift ;;
         --nice) NICE=$2; shift 2 ;;
         --cpu) CPUS=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
@@ -84,7 +93,8 @@ declare -A PKG=([unbound]=unbound [unbound-control]=unbound [dnsperf]=dnsperf
     [getconf]=libc-bin)
 if [ "$CAPTURE" = 1 ]; then PKG[tcpdump]=tcpdump; PKG[tshark]=tshark; fi
 if [ "$PROFILE" = 1 ]; then PKG[strace]=strace; fi
-if [ "$BASELINE" = 1 ]; then PKG[cc]=gcc; fi
+if [ "$BASELINE" = 1 ] || [ "$INSTR" = 1 ]; then PKG[cc]=gcc; fi
+if [ "$INSTR" = 1 ]; then PKG[valgrind]=valgrind; PKG[strace]=strace; fi
 missing=()
 for c in "${!PKG[@]}"; do
     command -v "$c" >/dev/null 2>&1 || missing+=("${PKG[$c]}")
@@ -244,6 +254,10 @@ if [ -n "$CPUS" ]; then
     command -v taskset >/dev/null 2>&1 || die "--cpu needs taskset (util-linux)"
     RUN_PREFIX+=(taskset -c "$CPUS")
 fi
+if [ "$INSTR" = 1 ]; then
+    [ "$STUBS" = dotcore,stubby,unbound ] && STUBS=dotcore,stubby
+    BASELINE=1
+fi
 if [ "$BASELINE" = 1 ]; then
     cc -O2 -o "$RUN/udp_echo" "$TEMPLATES/udp_echo.c" || die "cannot build udp_echo.c"
     STUBS="$STUBS,udp-echo"
@@ -322,35 +336,41 @@ start_capture() { # tcpdump of SYNs to / ServerHellos from the DoT port
     CAP_PID=
 }
 
-run_stub() { # run_stub NAME ROUND
-    local name=$1 dir="$RUN/$1.r$2" pid log
-    mkdir -p "$dir"
+start_stub() { # start_stub NAME DIR [PREFIX...]: on a fresh STUB_PORT; sets STUB_PID
+    local name=$1 dir=$2 log=$2/stub.log
+    shift 2
     STUB_PORT=$(free_port)
-    start_capture "$dir"
-    log=$dir/stub.log
     case $name in
         dotcore)
-            "${RUN_PREFIX[@]}" "$DOTCORE" proxy --listen 127.0.0.1:"$STUB_PORT" --server 127.0.0.1:"$DOT_PORT" \
+            "$@" "$DOTCORE" proxy --listen 127.0.0.1:"$STUB_PORT" --server 127.0.0.1:"$DOT_PORT" \
                 --name dot.test --ca "$RUN/ca.pem" --stats >"$dir/stats.json" 2>"$log" &
             ;;
         stubby)
             mkdir -p "$RUN/stubby-appdata"
             fill "$TEMPLATES/stubby.yml.in" "$dir/stubby.yml"
-            "${RUN_PREFIX[@]}" stubby -C "$dir/stubby.yml" >"$log" 2>&1 &
+            "$@" stubby -C "$dir/stubby.yml" >"$log" 2>&1 &
             ;;
         unbound)
             fill "$TEMPLATES/forwarder.conf.in" "$dir/forwarder.conf"
             unbound-checkconf "$dir/forwarder.conf" >/dev/null || die "forwarder.conf invalid"
-            "${RUN_PREFIX[@]}" unbound -c "$dir/forwarder.conf" >"$log" 2>&1 &
+            "$@" unbound -c "$dir/forwarder.conf" >"$log" 2>&1 &
             ;;
         udp-echo)
-            "${RUN_PREFIX[@]}" "$RUN/udp_echo" "$STUB_PORT" >"$log" 2>&1 &
+            "$@" "$RUN/udp_echo" "$STUB_PORT" >"$log" 2>&1 &
             ;;
         *) die "unknown stub $name" ;;
     esac
-    pid=$!
-    PIDS+=("$pid")
-    wait_ready "$name" "$STUB_PORT" "$pid" "$log"
+    STUB_PID=$!
+    PIDS+=("$STUB_PID")
+    wait_ready "$name" "$STUB_PORT" "$STUB_PID" "$log"
+}
+
+run_stub() { # run_stub NAME ROUND
+    local name=$1 dir="$RUN/$1.r$2" pid
+    mkdir -p "$dir"
+    start_capture "$dir"
+    start_stub "$name" "$dir" "${RUN_PREFIX[@]}"
+    pid=$STUB_PID
 
     # No answer may come from a stub cache. dotcore and stubby: every load
     # name is unique (-n 1: one pass over the file), and stubby has no cache.
@@ -409,6 +429,87 @@ run_stub() { # run_stub NAME ROUND
 }
 
 IFS=, read -r -a STUB_LIST <<<"$STUBS"
+
+# --- instructions and syscalls per query (--instructions) ----------------------------
+# Noise on a shared VM moves CPU time, not counts. Each stub runs twice under
+# callgrind (user-space instructions) and twice under `strace -c -f`
+# (syscalls; callgrind's own sysCount is inflated by valgrind's thread
+# scheduling), for INSTR_SMALL and INSTR_BIG unique queries at a low fixed
+# rate. The difference between the two runs over the difference in queries
+# is the cost of one query, with start-up, the TLS handshake and shutdown
+# cancelled out.
+instr_run() { # instr_run callgrind|strace NAME N: sets INSTR_RESULT="count completed"
+    local tool=$1 name=$2 n=$3 dir="$RUN/instr.$1.$2.$3" out completed
+    mkdir -p "$dir"
+    awk -v n="$n" -v p="$name$n" 'BEGIN { for (i = 1; i <= n; i++) printf "%s-%d.bench A\n", p, i }' \
+        >"$dir/queries.txt"
+    case $tool in
+        callgrind) start_stub "$name" "$dir" valgrind --tool=callgrind \
+            --callgrind-out-file="$dir/callgrind.out" ;;
+        strace) start_stub "$name" "$dir" strace -f -c -o "$dir/strace.txt" ;;
+    esac
+    timeout $((n / INSTR_QPS + TIMEOUT_S + 60)) dnsperf -s 127.0.0.1 -p "$STUB_PORT" -d "$dir/queries.txt" \
+        -c 1 -q 10 -t "$TIMEOUT_S" -Q "$INSTR_QPS" -n 1 >"$dir/dnsperf.out" 2>&1 \
+        || die "dnsperf against $name under $tool failed: $(tail -n 5 "$dir/dnsperf.out")"
+    completed=$(awk '/Queries completed:/ {print $3}' "$dir/dnsperf.out")
+    if [ "$tool" = callgrind ]; then
+        # Counters so far, dumped by the running process: stubs differ in
+        # how (and whether) they exit on a signal.
+        rm -f "$dir"/callgrind.out*
+        timeout 60 callgrind_control --dump=after-load "$STUB_PID" >/dev/null 2>&1 \
+            || die "callgrind_control could not dump $name"
+        for _ in $(seq 1 100); do
+            out=$(grep -l '^summary:\|^totals:' "$dir"/callgrind.out* 2>/dev/null | head -n1 || true)
+            [ -n "$out" ] && break
+            sleep 0.1
+        done
+        [ -n "$out" ] || die "no callgrind dump from $name"
+        stop_pid "$STUB_PID" TERM
+        INSTR_RESULT="$(awk '/^(summary|totals):/ {v = $2} END {print v}' "$out") $completed"
+    else
+        # strace writes its table when the traced process exits; a signal
+        # to strace itself would only detach it.
+        local traced
+        traced=$(pgrep -P "$STUB_PID" | head -n1 || true)
+        [ -n "$traced" ] && kill -TERM "$traced" 2>/dev/null
+        stop_pid "$STUB_PID" TERM
+        [ -s "$dir/strace.txt" ] || die "no strace summary from $name"
+        INSTR_RESULT="$(awk '$NF == "total" {print $4}' "$dir/strace.txt") $completed"
+    fi
+}
+
+if [ "$INSTR" = 1 ]; then
+    command -v valgrind >/dev/null 2>&1 || die "--instructions needs valgrind"
+    command -v callgrind_control >/dev/null 2>&1 || die "--instructions needs callgrind_control (valgrind)"
+    INSTR_ROWS=$RUN/instructions.tsv
+    : >"$INSTR_ROWS"
+    for s in "${STUB_LIST[@]}"; do
+        step "$s under callgrind and strace: $INSTR_SMALL and $INSTR_BIG queries at $INSTR_QPS qps"
+        row=("$s")
+        for tool in callgrind strace; do
+            for n in "$INSTR_SMALL" "$INSTR_BIG"; do
+                instr_run "$tool" "$s" "$n"
+                read -r count completed <<<"$INSTR_RESULT"
+                row+=("$count" "$completed")
+            done
+        done
+        (IFS=$'\t'; echo "${row[*]}") >>"$INSTR_ROWS"
+    done
+    {
+        echo "date=$START_DATE (start; finished $(date -u '+%H:%M UTC'))"
+        echo "command=scripts/bench.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
+        rev=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')
+        [ -n "$(cd "$ROOT" && git status --porcelain -- rust-core 2>/dev/null | head -n1)" ] \
+            && rev="$rev+uncommitted rust-core changes"
+        echo "versions=dotcore $rev; $(stubby -V 2>&1 | head -n1); $(valgrind --version); $(strace -V | head -n1)"
+        echo "load=dnsperf -c 1 -q 10 -Q $INSTR_QPS -n 1, $INSTR_SMALL and $INSTR_BIG unique names per stub"
+    } >"$RUN/instr-meta"
+    doc_args=()
+    [ "$WRITE_DOC" = 1 ] && doc_args=(--doc "$DOC")
+    python3 "$TEMPLATES/instructions_report.py" "$INSTR_ROWS" --meta "$RUN/instr-meta" "${doc_args[@]}"
+    exit 0
+fi
+
 # Rounds interleave the stubs so that noise from other work on the machine
 # spreads over all of them; the report takes each stub's median round.
 for round in $(seq 1 "$ROUNDS"); do

@@ -30,9 +30,42 @@ pub(crate) type Random = fn(&mut [u8]) -> Result<(), RngFailed>;
 static SYSTEM: LazyLock<&'static dyn SecureRandom> =
     LazyLock::new(|| rustls::crypto::ring::default_provider().secure_random);
 
-/// The OS CSPRNG.
+/// Bytes drawn from the OS at a time. A query needs two; one `getrandom(2)`
+/// per query was a tenth of the proxy's syscalls (docs/BENCHMARKS.md,
+/// "Instructions and syscalls per query").
+const POOL_BYTES: usize = 256;
+
+struct Pool {
+    bytes: [u8; POOL_BYTES],
+    /// Bytes of `bytes` already handed out; `POOL_BYTES` when empty.
+    used: usize,
+}
+
+thread_local! {
+    static POOL: std::cell::RefCell<Pool> = const {
+        std::cell::RefCell::new(Pool { bytes: [0; POOL_BYTES], used: POOL_BYTES })
+    };
+}
+
+/// The OS CSPRNG. Small requests are served from a per-thread buffer of
+/// OS output, each byte handed out once; a failed refill fails the request.
 pub(crate) fn system(buf: &mut [u8]) -> Result<(), RngFailed> {
-    SYSTEM.fill(buf).map_err(|_| RngFailed)
+    if buf.len() > POOL_BYTES / 4 {
+        return SYSTEM.fill(buf).map_err(|_| RngFailed);
+    }
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if POOL_BYTES - pool.used < buf.len() {
+            SYSTEM.fill(&mut pool.bytes).map_err(|_| RngFailed)?;
+            pool.used = 0;
+        }
+        let start = pool.used;
+        buf.copy_from_slice(&pool.bytes[start..start + buf.len()]);
+        // Handed-out bytes are wiped so that they exist in one place only.
+        pool.bytes[start..start + buf.len()].fill(0);
+        pool.used += buf.len();
+        Ok(())
+    })
 }
 
 /// A random 16-bit ID from `random`.
@@ -55,6 +88,22 @@ mod tests {
     #[test]
     fn a_failing_generator_gives_no_id() {
         assert_eq!(id(failing), Err(RngFailed));
+    }
+
+    #[test]
+    fn pooled_bytes_are_never_handed_out_twice() {
+        // Across several refills of the pool: a repeat of a 16-byte draw
+        // has probability 2^-128.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..(4 * POOL_BYTES / 16) {
+            let mut b = [0u8; 16];
+            system(&mut b).unwrap();
+            assert_ne!(b, [0u8; 16]);
+            assert!(seen.insert(b), "a draw repeated");
+        }
+        let mut big = [0u8; POOL_BYTES];
+        system(&mut big).unwrap();
+        assert!(big.iter().any(|&x| x != 0));
     }
 
     #[test]
