@@ -239,7 +239,10 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// Strict mode with neither a name nor a pin: nothing to authenticate.
+    /// Strict mode with neither a name nor a pin. No longer returned: such
+    /// a server is authenticated by its IP address, which its certificate
+    /// must carry as an IP address SAN (as kdig does with `@IP +tls-ca`).
+    /// Kept so existing matches on it still compile.
     NoAuthentication {
         /// Index of the server.
         server: usize,
@@ -384,7 +387,7 @@ impl Config {
                 }
                 list.iter()
                     .enumerate()
-                    .map(|(i, s)| custom_server(i, s, self.mode))
+                    .map(|(i, s)| custom_server(i, s))
                     .collect::<Result<Vec<_>, _>>()?
             }
             Upstream::NetworkResolvers => {
@@ -468,7 +471,7 @@ fn provider_server(id: &str, config_id: Option<&str>) -> Result<ServerSpec, Conf
     })
 }
 
-fn custom_server(i: usize, s: &CustomServer, mode: Mode) -> Result<ServerSpec, ConfigError> {
+fn custom_server(i: usize, s: &CustomServer) -> Result<ServerSpec, ConfigError> {
     if s.addresses.is_empty() {
         return Err(ConfigError::NoAddress { server: i });
     }
@@ -507,9 +510,8 @@ fn custom_server(i: usize, s: &CustomServer, mode: Mode) -> Result<ServerSpec, C
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if mode == Mode::Strict && auth_name.is_none() && pins.is_empty() {
-        return Err(ConfigError::NoAuthentication { server: i });
-    }
+    // Neither a name nor pins is fine in strict mode too: the certificate
+    // is then checked against the server's IP address (tls::ServerTls::name_for).
     Ok(ServerSpec {
         auth_name,
         addresses,
@@ -678,12 +680,14 @@ mod tests {
                 custom(Some("dot.test"), &["127.0.0.1"], &[PIN, "AAAA"]),
                 "servers[0].pins[1]",
             ),
-            (custom(None, &["127.0.0.1"], &[]), "servers[0].name"),
             (
                 custom(Some("bad_name!"), &["127.0.0.1"], &[]),
                 "servers[0].name",
             ),
         ];
+        // An address alone is authenticated by its IP address SAN.
+        let v = custom(None, &["127.0.0.1"], &[]).validate().unwrap();
+        assert_eq!(v.servers[0].auth_name, None);
         for (cfg, field) in cases {
             let err = cfg.validate().unwrap_err();
             assert_eq!(err.field(), field, "{err}");
