@@ -188,7 +188,8 @@ pub struct UnboundOptions {
     /// Serve this (certificate chain PEM, private key PEM) instead of the
     /// leaf of [`Self::pki`], e.g. certificates made with the openssl CLI.
     /// The chain file starts with the server's certificate; unbound sends
-    /// the rest in file order.
+    /// the rest in file order. [`UnboundServer::ca_file`] and the pins then
+    /// still describe the generated PKI, which is no longer served.
     pub tls_service_files: Option<(PathBuf, PathBuf)>,
     /// Environment of the unbound process, e.g. `OPENSSL_CONF` with a
     /// `MaxProtocol`: unbound 1.17 has no `tls-protocols` option, but the
