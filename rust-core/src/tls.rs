@@ -7,7 +7,16 @@
 //!   them. A self-signed server can be pinned this way.
 //! - **Certificate chain and name**: without pins, the chain must validate
 //!   to a trust anchor (the platform's, through rustls-platform-verifier, or
-//!   an extra CA given in the configuration) for the authentication domain name.
+//!   an extra CA given in the configuration) for the authentication domain
+//!   name, or for the server's IP address when it has no name. A
+//!   self-signed certificate that was itself given as an extra CA is
+//!   trusted as itself, names and dates still checked
+//!   (see `verify_trusted_end_entity`).
+//!
+//! A refusal is an [`AuthError`] that says what was expected and what the
+//! server presented; [`tls_failure`] turns any handshake error into a
+//! [`ServerFailure`]. docs/certificates.md lists which certificate forms are
+//! accepted and how each refusal reads.
 //!
 //! In strict mode failing authentication fails the handshake. In
 //! opportunistic mode the handshake is accepted anyway, and whether it
