@@ -845,3 +845,65 @@ fn is_ca(cert: &Issued) -> Option<bool> {
     let text = String::from_utf8_lossy(&out.stdout);
     Some(text.contains("CA:TRUE"))
 }
+
+/// The RFC 7469 pin of the certificate's key, computed by openssl (not by
+/// the parser dotcore uses) and hashed here.
+fn openssl_pin(pki: &OpensslPki, cert: &Issued) -> String {
+    let pubkey = pki.dir().join("pin-pubkey.pem");
+    let der = pki.dir().join("pin-pubkey.der");
+    let (pubkey_s, der_s) = (pubkey.display().to_string(), der.display().to_string());
+    let cert_s = cert.cert.display().to_string();
+    let out = dotcore_tests::run_tool(
+        "openssl",
+        &[
+            "x509", "-in", &cert_s, "-pubkey", "-noout", "-out", &pubkey_s,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = dotcore_tests::run_tool(
+        "openssl",
+        &[
+            "pkey", "-pubin", "-in", &pubkey_s, "-outform", "DER", "-out", &der_s,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dotcore_tests::spki_pin(&std::fs::read(&der).unwrap())
+}
+
+#[tokio::test]
+async fn a_pin_mismatch_names_the_expected_and_the_presented_pins() {
+    if !tools() {
+        return;
+    }
+    let pki = pki();
+    let root = pki.root("private root", KeyType::EcdsaP256).unwrap();
+    let leaf = pki.leaf(&root, &LeafSpec::default()).unwrap();
+    let bundle = pki.bundle("chain", &[&leaf, &root]).unwrap();
+    let server = serve(&bundle, &leaf.key);
+    let other = pki.self_signed(&["dot.test"], KeyType::EcdsaP256).unwrap();
+    let wrong = openssl_pin(&pki, &other);
+    let trap = CleartextTrap::new();
+    let mut config = strict(server.dot_addr(), Some("dot.test"), &root.cert, &trap);
+    if let Upstream::Custom(servers) = &mut config.upstream {
+        servers[0].pins = vec![wrong.clone()];
+    }
+    let failure = assert_refused(&config, &trap, &server, "wrong pin").await;
+    assert_eq!(failure.kind, Kind::PinMismatch, "{failure}");
+    assert_eq!(
+        failure.text,
+        format!(
+            "no certificate matches the configured pins (expected pin-sha256 {wrong}; \
+             the server's chain has {}, {})",
+            openssl_pin(&pki, &leaf),
+            openssl_pin(&pki, &root)
+        )
+    );
+}
