@@ -239,7 +239,10 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// Strict mode with neither a name nor a pin: nothing to authenticate.
+    /// Strict mode with neither a name, a pin nor an extra CA: nothing to
+    /// authenticate. (With an extra CA, a server known only by address is
+    /// checked against the IP address SANs of its certificate, as kdig does
+    /// with `@IP +tls-ca=FILE`.)
     NoAuthentication {
         /// Index of the server.
         server: usize,
@@ -321,9 +324,10 @@ impl fmt::Display for ConfigError {
             ConfigError::BadName { value, reason, .. } => {
                 write!(f, "{value:?} is not a valid host name: {reason}")
             }
-            ConfigError::NoAuthentication { .. } => {
-                f.write_str("strict mode needs an authentication name or at least one SPKI pin")
-            }
+            ConfigError::NoAuthentication { .. } => f.write_str(
+                "strict mode needs an authentication name or at least one SPKI pin \
+                     (or, for a server known by its IP address, the CA of its certificate)",
+            ),
             ConfigError::BadPin { value, .. } => write!(
                 f,
                 "{value:?} is not a pin-sha256 value (base64 of 32 bytes, as in RFC 7469)"
@@ -384,7 +388,7 @@ impl Config {
                 }
                 list.iter()
                     .enumerate()
-                    .map(|(i, s)| custom_server(i, s, self.mode))
+                    .map(|(i, s)| custom_server(i, s, self.mode, self.extra_ca_pem.is_some()))
                     .collect::<Result<Vec<_>, _>>()?
             }
             Upstream::NetworkResolvers => {
@@ -468,7 +472,12 @@ fn provider_server(id: &str, config_id: Option<&str>) -> Result<ServerSpec, Conf
     })
 }
 
-fn custom_server(i: usize, s: &CustomServer, mode: Mode) -> Result<ServerSpec, ConfigError> {
+fn custom_server(
+    i: usize,
+    s: &CustomServer,
+    mode: Mode,
+    has_extra_ca: bool,
+) -> Result<ServerSpec, ConfigError> {
     if s.addresses.is_empty() {
         return Err(ConfigError::NoAddress { server: i });
     }
@@ -507,7 +516,11 @@ fn custom_server(i: usize, s: &CustomServer, mode: Mode) -> Result<ServerSpec, C
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if mode == Mode::Strict && auth_name.is_none() && pins.is_empty() {
+    // With a CA of its own but neither name nor pins, the certificate is
+    // checked against the server's IP address (tls::ServerTls::name_for).
+    // Without that CA the whole public PKI would vouch for a bare address
+    // nobody named, so strict mode still asks for something.
+    if mode == Mode::Strict && auth_name.is_none() && pins.is_empty() && !has_extra_ca {
         return Err(ConfigError::NoAuthentication { server: i });
     }
     Ok(ServerSpec {
@@ -684,6 +697,20 @@ mod tests {
                 "servers[0].name",
             ),
         ];
+        // An address alone, with a CA given, is authenticated by its IP
+        // address SAN.
+        let ca = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap()
+            .pem();
+        let v = Config {
+            extra_ca_pem: Some(ca),
+            ..custom(None, &["127.0.0.1"], &[])
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(v.servers[0].auth_name, None);
         for (cfg, field) in cases {
             let err = cfg.validate().unwrap_err();
             assert_eq!(err.field(), field, "{err}");

@@ -6,6 +6,9 @@
 //!
 //! * [`certs`]: a throw-away PKI (CA, `dot.test` leaf, wrong-name and expired
 //!   leaves, RFC 7469 pins), generated per test so no keys live in the repo.
+//! * [`openssl_pki`]: certificates made with the openssl CLI (self-signed
+//!   `req -x509`, private CAs with intermediates, chosen dates, purposes
+//!   and key types), as people make them for their own servers.
 //! * [`unbound`]: a private unbound DoT server on free loopback ports with a
 //!   fixed test zone, plus helpers to drive independent clients (kdig, dig).
 //! * [`interop_servers`]: Knot Resolver, BIND 9.18 and dnsdist (plus
@@ -21,6 +24,7 @@
 //! loopback and bounds every wait, so tests behave the same offline and in CI.
 
 pub mod certs;
+pub mod openssl_pki;
 pub mod unbound;
 
 pub use certs::{spki_pin, Leaf, PkiFiles, TestCa, TestPki, DOT_NAME};

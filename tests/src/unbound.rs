@@ -185,6 +185,16 @@ pub struct UnboundOptions {
     /// Fixed (plain, TLS) ports, e.g. (53, 853) inside a namespace, instead
     /// of free loopback ports.
     pub ports: Option<(u16, u16)>,
+    /// Serve this (certificate chain PEM, private key PEM) instead of the
+    /// leaf of [`Self::pki`], e.g. certificates made with the openssl CLI.
+    /// The chain file starts with the server's certificate; unbound sends
+    /// the rest in file order. [`UnboundServer::ca_file`] and the pins then
+    /// still describe the generated PKI, which is no longer served.
+    pub tls_service_files: Option<(PathBuf, PathBuf)>,
+    /// Environment of the unbound process, e.g. `OPENSSL_CONF` with a
+    /// `MaxProtocol`: unbound 1.17 has no `tls-protocols` option, but the
+    /// OpenSSL it links applies the system-default section of that file.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for UnboundOptions {
@@ -204,6 +214,8 @@ impl Default for UnboundOptions {
             netns: None,
             listen: Vec::new(),
             ports: None,
+            tls_service_files: None,
+            env: Vec::new(),
         }
     }
 }
@@ -237,6 +249,7 @@ pub struct UnboundServer {
     netns: Option<String>,
     listen: Vec<IpAddr>,
     identity: String,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -281,6 +294,7 @@ impl UnboundServer {
             netns: options.netns.clone(),
             listen: options.listen.clone(),
             identity,
+            env: options.env.clone(),
             child: None,
         };
         let mut last_err = String::new();
@@ -327,12 +341,12 @@ impl UnboundServer {
                 line(format!("interface: {a}@{}", self.tls_port));
             }
             line(format!("tls-port: {}", self.tls_port));
-            line(format!("tls-service-key: {}", q(&self.files.leaf_key)));
-            let pem = if o.send_chain {
-                &self.files.leaf_chain
-            } else {
-                &self.files.leaf_cert
+            let (pem, key) = match &o.tls_service_files {
+                Some((pem, key)) => (pem, key),
+                None if o.send_chain => (&self.files.leaf_chain, &self.files.leaf_key),
+                None => (&self.files.leaf_cert, &self.files.leaf_key),
             };
+            line(format!("tls-service-key: {}", q(key)));
             line(format!("tls-service-pem: {}", q(pem)));
         }
         line("do-ip4: yes".into());
@@ -396,7 +410,8 @@ impl UnboundServer {
             }
             None => Command::new(unbound),
         };
-        cmd.arg("-d")
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .arg("-d")
             .arg("-c")
             .arg(&self.conf_path)
             .current_dir(self.dir.path())
