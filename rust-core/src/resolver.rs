@@ -144,9 +144,18 @@ impl Resolver {
         self.inner.network_changed(resolvers).await;
     }
 
-    /// A copy of the counters.
+    /// A copy of the counters, with every server address's status (its
+    /// last failure while it is failing).
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot()
+        let mut snapshot = self.inner.stats.snapshot();
+        let servers = self
+            .inner
+            .servers
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        snapshot.servers = servers.iter().flat_map(|s| s.status()).collect();
+        snapshot
     }
 
     /// Closes all connections; later queries get SERVFAIL.
@@ -345,7 +354,7 @@ impl Inner {
         if self.cleartext.is_some() {
             return self.opportunistic(query, deadline).await;
         }
-        match tokio::time::timeout_at(deadline, self.dot(query)).await {
+        match tokio::time::timeout_at(deadline, self.dot(query, deadline)).await {
             Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
             Ok(Err(e)) => Err(self.failed(dot_failure_kind(&e))),
             Err(_) => Err(self.failed(FailureKind::Timeout)),
@@ -397,7 +406,7 @@ impl Inner {
         deadline: Instant,
         cleartext_after: Option<Duration>,
     ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
-        let dot = tokio::time::timeout_at(deadline, self.dot(query));
+        let dot = tokio::time::timeout_at(deadline, self.dot(query, deadline));
         tokio::pin!(dot);
         // Half the query timeout at most, so that under a short configured
         // timeout clear text still gets its turn.
@@ -471,8 +480,14 @@ impl Inner {
     }
 
     /// DoT with one retry on a fresh connection when the first one broke
-    /// (closed, or dropped for sending garbage).
-    async fn dot(&self, query: &Query) -> Result<crate::transport::Answer, DotFailure> {
+    /// (closed, or dropped for sending garbage), all by `deadline`. Whatever
+    /// fails is recorded against the server address it failed on: that is
+    /// what a failed query is explained with.
+    async fn dot(
+        &self,
+        query: &Query,
+        deadline: Instant,
+    ) -> Result<crate::transport::Answer, DotFailure> {
         let mut result = Err(DotFailure::Exchange(ExchangeError::Closed));
         for attempt in 0..2 {
             // After shutdown no connection may be opened, not even for the
@@ -483,40 +498,62 @@ impl Inner {
             if attempt == 1 {
                 Stats::add(&self.stats.retries, 1);
             }
-            let connection = self.any_connection().await.map_err(DotFailure::Open)?;
+            let (server, connection) = self
+                .any_connection(Some(deadline))
+                .await
+                .map_err(DotFailure::Open)?;
             let message = query.to_upstream(0, self.config.padding_block, true);
             Stats::add(&self.stats.upstream_queries, 1);
-            match connection.exchange(message, query.key.clone()).await {
+            // Bounded here rather than only by the caller, so that a query
+            // that times out knows which server kept it waiting.
+            let exchange = connection.exchange(message, query.key.clone());
+            let outcome = tokio::time::timeout_at(deadline, exchange)
+                .await
+                .unwrap_or(Err(ExchangeError::Timeout));
+            match outcome {
                 Ok(mut answer) => {
+                    server.note_answer(connection.address);
                     if !connection.authenticated {
                         wire::clear_authentic_data(&mut answer.bytes);
                     }
                     return Ok(answer);
                 }
-                Err(e @ (ExchangeError::Closed | ExchangeError::BadResponse)) => {
-                    result = Err(DotFailure::Exchange(e));
+                Err(e) => {
+                    if let Some(failure) = e.server_failure(self.config.timeouts.query) {
+                        server.note_failure(connection.address, &failure);
+                    }
+                    match e {
+                        ExchangeError::Closed | ExchangeError::BadResponse(_) => {
+                            result = Err(DotFailure::Exchange(e));
+                        }
+                        _ => return Err(DotFailure::Exchange(e)),
+                    }
                 }
-                Err(e) => return Err(DotFailure::Exchange(e)),
             }
         }
         result
     }
 
-    /// A connection to the first server that can give one.
-    async fn any_connection(&self) -> Result<Connection, OpenError> {
+    /// A connection to the first server that can give one, and that server;
+    /// connecting stops at `deadline`.
+    async fn any_connection(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<(Arc<UpstreamServer>, Connection), OpenError> {
         let servers = self.servers.read().map(|s| s.clone()).unwrap_or_default();
         let power = self.power.subscribe();
         let env = ConnectEnv {
             dialer: &*self.dialer,
             host: &*self.host,
             settings: self.settings(),
+            deadline,
             power: &power,
             stats: &self.stats,
         };
-        let mut last = OpenError::Connect("no DoT server configured".into());
+        let mut last = OpenError::untried("no DoT server configured");
         for server in servers {
             match server.connection(&env).await {
-                Ok(c) => return Ok(c),
+                Ok(c) => return Ok((server, c)),
                 Err(e) => last = e,
             }
         }
@@ -534,6 +571,12 @@ impl Inner {
             // Unreachable by construction in strict mode; fail closed.
             return Err(FailureKind::Tls);
         };
+        if deadline <= Instant::now() {
+            // DoT used up the query's time (its attempts stop at the
+            // deadline): too late to send anything, and a timer that has
+            // already fired would only be checked after sending.
+            return Err(FailureKind::Timeout);
+        }
         let resolvers = self
             .network_resolvers
             .read()
@@ -564,10 +607,10 @@ impl Inner {
     /// address.
     async fn probe(self: Arc<Self>, probe: Probe) {
         let result = if self.shut_down.load(Ordering::Acquire) {
-            Err(OpenError::Connect("engine shut down".into()))
+            Err(OpenError::untried("engine shut down"))
         } else {
             let started = Instant::now();
-            self.any_connection().await.map(|_| started.elapsed())
+            self.any_connection(None).await.map(|_| started.elapsed())
         };
         let reason = match &result {
             Ok(_) => String::new(),
@@ -630,11 +673,11 @@ impl Inner {
 /// The failure a DoT error is counted as.
 fn dot_failure_kind(e: &DotFailure) -> FailureKind {
     match e {
-        DotFailure::Open(OpenError::Connect(_)) => FailureKind::Connect,
-        DotFailure::Open(OpenError::Tls(_)) => FailureKind::Tls,
+        DotFailure::Open(e) if e.before_tls() => FailureKind::Connect,
+        DotFailure::Open(_) => FailureKind::Tls,
         DotFailure::Exchange(ExchangeError::Timeout) => FailureKind::Timeout,
         DotFailure::Exchange(ExchangeError::Closed) => FailureKind::ConnectionLost,
-        DotFailure::Exchange(ExchangeError::BadResponse) => FailureKind::BadResponse,
+        DotFailure::Exchange(ExchangeError::BadResponse(_)) => FailureKind::BadResponse,
         DotFailure::Exchange(ExchangeError::Random) => FailureKind::Random,
     }
 }
