@@ -192,16 +192,15 @@ pub(crate) fn handshake_timeout_failure(limit: Duration) -> ServerFailure {
     )
 }
 
-/// `d` the way people say it: "5 s", "1.5 s", "250 ms".
+/// `d` the way people say it: "5 s", "1.5 s", "250 ms". A limit cut short
+/// by a deadline a moment away (2.999 s) reads as the whole one (3 s).
 pub(crate) fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms % 1000 == 0 {
-        format!("{} s", ms / 1000)
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
+        return format!("{ms} ms");
     }
+    let secs = format!("{:.1}", d.as_secs_f64());
+    format!("{} s", secs.trim_end_matches(".0"))
 }
 
 /// An answer from the server, its ID still the wire ID.
@@ -836,6 +835,8 @@ mod tests {
         assert!(bad.unwrap().text.contains("server sent a query"));
         assert_eq!(human_duration(Duration::from_millis(250)), "250 ms");
         assert_eq!(human_duration(five), "5 s");
+        assert_eq!(human_duration(Duration::from_millis(2999)), "3 s");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5 s");
     }
 
     #[tokio::test]
