@@ -356,7 +356,7 @@ impl Inner {
         }
         match tokio::time::timeout_at(deadline, self.dot(query, deadline)).await {
             Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
-            Ok(Err(e)) => Err(self.failed(dot_failure_kind(&e))),
+            Ok(Err(e)) => Err(self.failed(dot_failure_kind(&e, deadline))),
             Err(_) => Err(self.failed(FailureKind::Timeout)),
         }
     }
@@ -418,9 +418,9 @@ impl Inner {
         match first {
             Some(Ok(Ok(answer))) => return Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
             Some(Ok(Err(e))) => {
-                self.note_dot_failure(&e);
+                self.note_dot_failure(&e, deadline);
                 if cleartext_after.is_none() {
-                    return Err(dot_failure_kind(&e));
+                    return Err(dot_failure_kind(&e, deadline));
                 }
                 return self.cleartext(query, deadline).await;
             }
@@ -434,7 +434,7 @@ impl Inner {
             r = &mut dot => match r {
                 Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
                 Ok(Err(e)) => {
-                    self.note_dot_failure(&e);
+                    self.note_dot_failure(&e, deadline);
                     clear.await
                 }
                 Err(_) => clear.await,
@@ -457,7 +457,7 @@ impl Inner {
                 Err(kind) => match dot.await {
                     Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
                     Ok(Err(e)) => {
-                        self.note_dot_failure(&e);
+                        self.note_dot_failure(&e, deadline);
                         Err(kind)
                     }
                     Err(_) => Err(FailureKind::Timeout),
@@ -467,8 +467,13 @@ impl Inner {
     }
 
     /// A DoT query failed; if no connection could be opened, DoT is no
-    /// longer taken as working on this network.
-    fn note_dot_failure(&self, e: &DotFailure) {
+    /// longer taken as working on this network. Not when the attempt only
+    /// ended because the query's time ran out: that says the query's
+    /// deadline was short, not that DoT does not work.
+    fn note_dot_failure(&self, e: &DotFailure, deadline: Instant) {
+        if ran_out(deadline) {
+            return;
+        }
         if let DotFailure::Open(e) = e {
             let notice = self
                 .fallback
@@ -670,8 +675,18 @@ impl Inner {
     }
 }
 
+/// Whether the query's time is up. Connect and handshake attempts stop at
+/// the query's deadline, so an attempt failing then is the query timing
+/// out, and counts as such.
+fn ran_out(deadline: Instant) -> bool {
+    Instant::now() >= deadline
+}
+
 /// The failure a DoT error is counted as.
-fn dot_failure_kind(e: &DotFailure) -> FailureKind {
+fn dot_failure_kind(e: &DotFailure, deadline: Instant) -> FailureKind {
+    if ran_out(deadline) {
+        return FailureKind::Timeout;
+    }
     match e {
         DotFailure::Open(e) if e.before_tls() => FailureKind::Connect,
         DotFailure::Open(_) => FailureKind::Tls,
