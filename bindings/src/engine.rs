@@ -115,11 +115,25 @@ pub enum EngineEvent {
         resumed: bool,
     },
     /// No address of a server could be connected to and authenticated.
+    /// Sent once per change of failure: queries failing the same way again
+    /// send no new event until a `ServerValidated` or a different failure.
     ServerFailed {
         /// Server name.
         server: String,
-        /// Why, for people.
+        /// Why, for people, e.g. "certificate is not valid for dot.test (it
+        /// names other.example)". Wording may change between releases;
+        /// decide on `kind`.
         reason: String,
+        /// `IP:PORT` the failure happened on (of the addresses tried, the
+        /// one that got furthest).
+        #[uniffi(default = "")]
+        address: String,
+        /// Stable snake_case name of the failure's kind, e.g.
+        /// "connection_refused", "certificate_name_mismatch",
+        /// "pin_mismatch", "answer_timed_out" (the list is in
+        /// docs/kotlin-api.md).
+        #[uniffi(default = "")]
+        kind: String,
     },
     /// Opportunistic mode answers in clear text until DoT works again.
     CleartextFallback {
@@ -173,7 +187,16 @@ impl From<dotcore::Event> for EngineEvent {
                 authenticated,
                 resumed,
             },
-            E::ServerFailed { server, reason } => EngineEvent::ServerFailed { server, reason },
+            E::ServerFailed {
+                server,
+                address,
+                failure,
+            } => EngineEvent::ServerFailed {
+                server,
+                reason: failure.text,
+                address: address.to_string(),
+                kind: failure.kind.as_str().to_string(),
+            },
             E::CleartextFallback { reason, retry_in } => EngineEvent::CleartextFallback {
                 reason,
                 retry_in_millis: saturating_i64(retry_in.as_millis()),
@@ -253,6 +276,68 @@ pub struct EngineStats {
     /// Latency histogram: `latencyHistogram[i]` counts answers of at most
     /// `latencyBucketsMs[i]` ms; the extra last bucket counts slower ones.
     pub latency_histogram: Vec<i64>,
+    /// Every address of every configured server, in configured order, with
+    /// why it is failing (if it is).
+    #[uniffi(default = [])]
+    pub servers: Vec<UpstreamStatus>,
+}
+
+/// Why a server address failed.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ServerFailure {
+    /// Stable snake_case name of the kind: "connection_refused",
+    /// "connect_timed_out", "network_unreachable", "connect_failed",
+    /// "tls_alert", "tls_version", "certificate_name_mismatch",
+    /// "certificate_expired", "certificate_not_yet_valid",
+    /// "certificate_wrong_purpose", "certificate_untrusted",
+    /// "certificate_is_ca", "certificate_invalid", "pin_mismatch",
+    /// "protocol_error", "answer_timed_out", "connection_lost".
+    pub kind: String,
+    /// What happened, for people (wording may change between releases).
+    pub text: String,
+    /// Whether the user can fix it in the server's settings (name, CA,
+    /// pins), as opposed to a network or server problem.
+    pub authentication: bool,
+}
+
+impl From<dotcore::failure::ServerFailure> for ServerFailure {
+    fn from(f: dotcore::failure::ServerFailure) -> Self {
+        ServerFailure {
+            kind: f.kind.as_str().to_string(),
+            authentication: f.kind.is_authentication(),
+            text: f.text,
+        }
+    }
+}
+
+/// One address of one configured server, as the engine last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct UpstreamStatus {
+    /// Server name (or address when it has none), as in `ServerValidated`.
+    pub server: String,
+    /// `IP:PORT`.
+    pub address: String,
+    /// Whether a connection to this address is open now.
+    pub connected: bool,
+    /// Whether the last handshake here authenticated the server (always
+    /// true in strict mode); null before the first handshake.
+    pub authenticated: Option<bool>,
+    /// Why this address is failing; null while it works or was not tried.
+    /// Cleared by a successful handshake or an answer there, and by a
+    /// network change.
+    pub last_failure: Option<ServerFailure>,
+}
+
+impl From<dotcore::stats::ServerStatus> for UpstreamStatus {
+    fn from(s: dotcore::stats::ServerStatus) -> Self {
+        UpstreamStatus {
+            server: s.server,
+            address: s.address.to_string(),
+            connected: s.connected,
+            authenticated: s.authenticated,
+            last_failure: s.last_failure.map(ServerFailure::from),
+        }
+    }
 }
 
 impl From<dotcore::StatsSnapshot> for EngineStats {
@@ -287,6 +372,7 @@ impl From<dotcore::StatsSnapshot> for EngineStats {
                 .map(|&b| n(b))
                 .collect(),
             latency_histogram: s.latency_histogram.iter().map(|&v| n(v)).collect(),
+            servers: s.servers.into_iter().map(UpstreamStatus::from).collect(),
         }
     }
 }

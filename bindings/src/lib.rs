@@ -49,6 +49,7 @@ pub use config::{
 };
 pub use engine::{
     AnswerSource, DnsAnswer, DnsRecord, DotEngine, EngineEvent, EngineStats, HostDelegate,
+    ServerFailure, UpstreamStatus,
 };
 pub use error::DotError;
 pub use vpn::{tun_interface_addresses, virtual_dns_addresses, IpPrefix};

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::failure::ServerFailure;
+
 /// The platform's side of the engine.
 pub trait Host: Send + Sync + 'static {
     /// Called with every upstream socket before it connects. Returning
@@ -69,11 +71,18 @@ pub enum Event {
         resumed: bool,
     },
     /// No address of a server could be connected to and authenticated.
+    /// Sent once per change of the failure it reports: repeated queries
+    /// failing the same way send it once, until a handshake with the server
+    /// succeeds (`ServerValidated`) or the failure changes.
     ServerFailed {
         /// Server label.
         server: String,
-        /// Why, for people.
-        reason: String,
+        /// The address whose failure is reported: of the addresses tried,
+        /// the one that got furthest (a certificate problem rather than an
+        /// unreachable IPv6 address).
+        address: SocketAddr,
+        /// Why, as a stable kind and for people.
+        failure: ServerFailure,
     },
     /// Opportunistic mode is answering in clear text until DoT works again.
     CleartextFallback {

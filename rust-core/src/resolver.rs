@@ -144,9 +144,18 @@ impl Resolver {
         self.inner.network_changed(resolvers).await;
     }
 
-    /// A copy of the counters.
+    /// A copy of the counters, with every server address's status (its
+    /// last failure while it is failing).
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot()
+        let mut snapshot = self.inner.stats.snapshot();
+        let servers = self
+            .inner
+            .servers
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        snapshot.servers = servers.iter().flat_map(|s| s.status()).collect();
+        snapshot
     }
 
     /// Closes all connections, each with close_notify (waiting for that
@@ -351,9 +360,9 @@ impl Inner {
         if self.cleartext.is_some() {
             return self.opportunistic(query, deadline).await;
         }
-        match tokio::time::timeout_at(deadline, self.dot(query)).await {
+        match tokio::time::timeout_at(deadline, self.dot(query, deadline)).await {
             Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
-            Ok(Err(e)) => Err(self.failed(dot_failure_kind(&e))),
+            Ok(Err(e)) => Err(self.failed(dot_failure_kind(&e, deadline))),
             Err(_) => Err(self.failed(FailureKind::Timeout)),
         }
     }
@@ -403,7 +412,7 @@ impl Inner {
         deadline: Instant,
         cleartext_after: Option<Duration>,
     ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
-        let dot = tokio::time::timeout_at(deadline, self.dot(query));
+        let dot = tokio::time::timeout_at(deadline, self.dot(query, deadline));
         tokio::pin!(dot);
         // Half the query timeout at most, so that under a short configured
         // timeout clear text still gets its turn.
@@ -415,9 +424,9 @@ impl Inner {
         match first {
             Some(Ok(Ok(answer))) => return Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
             Some(Ok(Err(e))) => {
-                self.note_dot_failure(&e);
+                self.note_dot_failure(&e, deadline);
                 if cleartext_after.is_none() {
-                    return Err(dot_failure_kind(&e));
+                    return Err(dot_failure_kind(&e, deadline));
                 }
                 return self.cleartext(query, deadline).await;
             }
@@ -431,7 +440,7 @@ impl Inner {
             r = &mut dot => match r {
                 Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
                 Ok(Err(e)) => {
-                    self.note_dot_failure(&e);
+                    self.note_dot_failure(&e, deadline);
                     clear.await
                 }
                 Err(_) => clear.await,
@@ -454,7 +463,7 @@ impl Inner {
                 Err(kind) => match dot.await {
                     Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
                     Ok(Err(e)) => {
-                        self.note_dot_failure(&e);
+                        self.note_dot_failure(&e, deadline);
                         Err(kind)
                     }
                     Err(_) => Err(FailureKind::Timeout),
@@ -464,8 +473,13 @@ impl Inner {
     }
 
     /// A DoT query failed; if no connection could be opened, DoT is no
-    /// longer taken as working on this network.
-    fn note_dot_failure(&self, e: &DotFailure) {
+    /// longer taken as working on this network. Not when the attempt only
+    /// ended because the query's time ran out: that says the query's
+    /// deadline was short, not that DoT does not work.
+    fn note_dot_failure(&self, e: &DotFailure, deadline: Instant) {
+        if ran_out(deadline) {
+            return;
+        }
         if let DotFailure::Open(e) = e {
             let notice = self
                 .fallback
@@ -477,8 +491,14 @@ impl Inner {
     }
 
     /// DoT with one retry on a fresh connection when the first one broke
-    /// (closed, or dropped for sending garbage).
-    async fn dot(&self, query: &Query) -> Result<crate::transport::Answer, DotFailure> {
+    /// (closed, or dropped for sending garbage), all by `deadline`. Whatever
+    /// fails is recorded against the server address it failed on: that is
+    /// what a failed query is explained with.
+    async fn dot(
+        &self,
+        query: &Query,
+        deadline: Instant,
+    ) -> Result<crate::transport::Answer, DotFailure> {
         let mut result = Err(DotFailure::Exchange(ExchangeError::Closed));
         for attempt in 0..2 {
             // After shutdown no connection may be opened, not even for the
@@ -489,40 +509,62 @@ impl Inner {
             if attempt == 1 {
                 Stats::add(&self.stats.retries, 1);
             }
-            let connection = self.any_connection().await.map_err(DotFailure::Open)?;
+            let (server, connection) = self
+                .any_connection(Some(deadline))
+                .await
+                .map_err(DotFailure::Open)?;
             let message = query.to_upstream(0, self.config.padding_block, true);
             Stats::add(&self.stats.upstream_queries, 1);
-            match connection.exchange(message, query.key.clone()).await {
+            // Bounded here rather than only by the caller, so that a query
+            // that times out knows which server kept it waiting.
+            let exchange = connection.exchange(message, query.key.clone());
+            let outcome = tokio::time::timeout_at(deadline, exchange)
+                .await
+                .unwrap_or(Err(ExchangeError::Timeout));
+            match outcome {
                 Ok(mut answer) => {
+                    server.note_answer(connection.address);
                     if !connection.authenticated {
                         wire::clear_authentic_data(&mut answer.bytes);
                     }
                     return Ok(answer);
                 }
-                Err(e @ (ExchangeError::Closed | ExchangeError::BadResponse)) => {
-                    result = Err(DotFailure::Exchange(e));
+                Err(e) => {
+                    if let Some(failure) = e.server_failure(self.config.timeouts.query) {
+                        server.note_failure(connection.address, &failure);
+                    }
+                    match e {
+                        ExchangeError::Closed | ExchangeError::BadResponse(_) => {
+                            result = Err(DotFailure::Exchange(e));
+                        }
+                        _ => return Err(DotFailure::Exchange(e)),
+                    }
                 }
-                Err(e) => return Err(DotFailure::Exchange(e)),
             }
         }
         result
     }
 
-    /// A connection to the first server that can give one.
-    async fn any_connection(&self) -> Result<Connection, OpenError> {
+    /// A connection to the first server that can give one, and that server;
+    /// connecting stops at `deadline`.
+    async fn any_connection(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<(Arc<UpstreamServer>, Connection), OpenError> {
         let servers = self.servers.read().map(|s| s.clone()).unwrap_or_default();
         let power = self.power.subscribe();
         let env = ConnectEnv {
             dialer: &*self.dialer,
             host: &*self.host,
             settings: self.settings(),
+            deadline,
             power: &power,
             stats: &self.stats,
         };
-        let mut last = OpenError::Connect("no DoT server configured".into());
+        let mut last = OpenError::untried("no DoT server configured");
         for server in servers {
             match server.connection(&env).await {
-                Ok(c) => return Ok(c),
+                Ok(c) => return Ok((server, c)),
                 Err(e) => last = e,
             }
         }
@@ -540,6 +582,12 @@ impl Inner {
             // Unreachable by construction in strict mode; fail closed.
             return Err(FailureKind::Tls);
         };
+        if deadline <= Instant::now() {
+            // DoT used up the query's time (its attempts stop at the
+            // deadline): too late to send anything, and a timer that has
+            // already fired would only be checked after sending.
+            return Err(FailureKind::Timeout);
+        }
         let resolvers = self
             .network_resolvers
             .read()
@@ -570,10 +618,10 @@ impl Inner {
     /// address.
     async fn probe(self: Arc<Self>, probe: Probe) {
         let result = if self.shut_down.load(Ordering::Acquire) {
-            Err(OpenError::Connect("engine shut down".into()))
+            Err(OpenError::untried("engine shut down"))
         } else {
             let started = Instant::now();
-            self.any_connection().await.map(|_| started.elapsed())
+            self.any_connection(None).await.map(|_| started.elapsed())
         };
         let reason = match &result {
             Ok(_) => String::new(),
@@ -633,14 +681,24 @@ impl Inner {
     }
 }
 
+/// Whether the query's time is up. Connect and handshake attempts stop at
+/// the query's deadline, so an attempt failing then is the query timing
+/// out, and counts as such.
+fn ran_out(deadline: Instant) -> bool {
+    Instant::now() >= deadline
+}
+
 /// The failure a DoT error is counted as.
-fn dot_failure_kind(e: &DotFailure) -> FailureKind {
+fn dot_failure_kind(e: &DotFailure, deadline: Instant) -> FailureKind {
+    if ran_out(deadline) {
+        return FailureKind::Timeout;
+    }
     match e {
-        DotFailure::Open(OpenError::Connect(_)) => FailureKind::Connect,
-        DotFailure::Open(OpenError::Tls(_)) => FailureKind::Tls,
+        DotFailure::Open(e) if e.before_tls() => FailureKind::Connect,
+        DotFailure::Open(_) => FailureKind::Tls,
         DotFailure::Exchange(ExchangeError::Timeout) => FailureKind::Timeout,
         DotFailure::Exchange(ExchangeError::Closed) => FailureKind::ConnectionLost,
-        DotFailure::Exchange(ExchangeError::BadResponse) => FailureKind::BadResponse,
+        DotFailure::Exchange(ExchangeError::BadResponse(_)) => FailureKind::BadResponse,
         DotFailure::Exchange(ExchangeError::Random) => FailureKind::Random,
     }
 }

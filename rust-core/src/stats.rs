@@ -1,10 +1,14 @@
 //! Counters a UI and a benchmark can read without locking the engine.
 
+use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::failure::ServerFailure;
 
 /// Upper bounds (milliseconds) of the latency histogram buckets; a last
 /// bucket holds everything slower.
@@ -60,7 +64,24 @@ pub struct Stats {
     pub(crate) open_connections: Mutex<Vec<(u64, Instant)>>,
 }
 
-/// A point-in-time copy of [`Stats`].
+/// One address of one configured server, as the engine last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStatus {
+    /// The server's label: its authentication name, or its first address.
+    pub server: String,
+    /// The address (IP and port).
+    pub address: SocketAddr,
+    /// Whether a connection to this address is open now.
+    pub connected: bool,
+    /// Whether the last successful handshake at this address authenticated
+    /// the server (always true in strict mode); `None` before the first.
+    pub authenticated: Option<bool>,
+    /// Why this address last failed, while it is failing: cleared by a
+    /// successful handshake or an answer there, and by a network change.
+    pub last_failure: Option<ServerFailure>,
+}
+
+/// A point-in-time copy of [`Stats`], with the servers' status.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StatsSnapshot {
     /// Client queries received.
@@ -110,6 +131,8 @@ pub struct StatsSnapshot {
     pub latency_histogram: Vec<u64>,
     /// Sum of all answer latencies, in microseconds.
     pub latency_micros_total: u64,
+    /// Every address of every configured server, in configured order.
+    pub servers: Vec<ServerStatus>,
 }
 
 impl StatsSnapshot {
@@ -134,6 +157,7 @@ impl StatsSnapshot {
     /// The counters as one line of JSON, for `--stats` and benchmarks.
     pub fn to_json(&self) -> String {
         let hist: Vec<String> = self.latency_histogram.iter().map(u64::to_string).collect();
+        let servers: Vec<String> = self.servers.iter().map(ServerStatus::to_json).collect();
         format!(
             concat!(
                 "{{\"queries\":{},\"cache_hits\":{},\"coalesced\":{},\"upstream_queries\":{},",
@@ -142,7 +166,8 @@ impl StatsSnapshot {
                 "\"cleartext\":{},\"random\":{}}},\"handshakes_full\":{},\"handshakes_resumed\":{},",
                 "\"connections_opened\":{},\"bytes_sent\":{},\"bytes_received\":{},",
                 "\"connection_open_millis\":{},\"connections_open_now\":{},",
-                "\"latency_mean_us\":{},\"latency_buckets_ms\":{:?},\"latency_histogram\":[{}]}}"
+                "\"latency_mean_us\":{},\"latency_buckets_ms\":{:?},\"latency_histogram\":[{}],",
+                "\"servers\":[{}]}}"
             ),
             self.queries,
             self.cache_hits,
@@ -167,9 +192,60 @@ impl StatsSnapshot {
             self.connections_open_now,
             self.mean_latency_micros(),
             LATENCY_BUCKETS_MS,
-            hist.join(",")
+            hist.join(","),
+            servers.join(",")
         )
     }
+}
+
+impl ServerStatus {
+    /// The status as a JSON object: `server`, `address`, `connected`,
+    /// `authenticated` (null before a handshake) and `failure` (null, or
+    /// `kind` with its stable name and `reason` for people).
+    pub fn to_json(&self) -> String {
+        let authenticated = match self.authenticated {
+            Some(a) => a.to_string(),
+            None => "null".into(),
+        };
+        let failure = match &self.last_failure {
+            Some(f) => format!(
+                "{{\"kind\":{},\"reason\":{}}}",
+                json_string(f.kind.as_str()),
+                json_string(&f.text)
+            ),
+            None => "null".into(),
+        };
+        format!(
+            "{{\"server\":{},\"address\":{},\"connected\":{},\"authenticated\":{},\"failure\":{}}}",
+            json_string(&self.server),
+            json_string(&self.address.to_string()),
+            self.connected,
+            authenticated,
+            failure
+        )
+    }
+}
+
+/// `s` as a JSON string literal. Failure texts quote what servers sent
+/// (certificate names, alerts), so nothing in them may break the JSON.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 impl Stats {
@@ -256,6 +332,8 @@ impl Stats {
             connections_open_now: open_now,
             latency_histogram: self.latency.iter().map(g).collect(),
             latency_micros_total: g(&self.latency_micros_total),
+            // Filled in by the resolver, which holds the servers.
+            servers: Vec::new(),
         }
     }
 }
@@ -278,5 +356,38 @@ mod tests {
         let json = snap.to_json();
         assert!(json.starts_with("{\"queries\":0"));
         assert!(json.contains("\"latency_histogram\":[2,0,0,1,"));
+    }
+
+    #[test]
+    fn servers_in_json_carry_kind_and_reason_escaped() {
+        use crate::failure::{ServerFailure, ServerFailureKind};
+        let mut snap = Stats::default().snapshot();
+        let hostile = "names \"a\\b\"\n\u{1}\u{2028}é";
+        snap.servers = vec![
+            ServerStatus {
+                server: "dot.test".into(),
+                address: "127.0.0.1:853".parse().unwrap(),
+                connected: false,
+                authenticated: None,
+                last_failure: Some(ServerFailure::new(ServerFailureKind::PinMismatch, hostile)),
+            },
+            ServerStatus {
+                server: "dot.test".into(),
+                address: "[::1]:853".parse().unwrap(),
+                connected: true,
+                authenticated: Some(true),
+                last_failure: None,
+            },
+        ];
+        let json: serde_json::Value = serde_json::from_str(&snap.to_json()).unwrap();
+        let servers = json["servers"].as_array().unwrap();
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[0]["address"], "127.0.0.1:853");
+        assert_eq!(servers[0]["authenticated"], serde_json::Value::Null);
+        assert_eq!(servers[0]["failure"]["kind"], "pin_mismatch");
+        assert_eq!(servers[0]["failure"]["reason"], hostile);
+        assert_eq!(servers[1]["address"], "[::1]:853");
+        assert_eq!(servers[1]["connected"], true);
+        assert_eq!(servers[1]["failure"], serde_json::Value::Null);
     }
 }

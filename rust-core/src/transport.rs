@@ -24,6 +24,7 @@ use tokio_rustls::TlsConnector;
 use tokio_util::codec::{Decoder, LengthDelimitedCodec};
 
 use crate::coalesce::Coalescing;
+use crate::failure::{ServerFailure, ServerFailureKind};
 use crate::framing;
 use crate::host::{BoxStream, Dialer};
 use crate::policy::{IdlePolicy, PowerState};
@@ -40,9 +41,9 @@ pub(crate) enum ExchangeError {
     /// a fresh connection.
     Closed,
     /// The server sent something that is not a DNS answer (a frame too short
-    /// for a header, an undecodable message); the connection was dropped.
-    /// Retried once like `Closed`, but counted as a bad response.
-    BadResponse,
+    /// for a header, an undecodable message), said here; the connection was
+    /// dropped. Retried once like `Closed`, but counted as a bad response.
+    BadResponse(&'static str),
     /// No answer in time.
     Timeout,
     /// No random wire ID could be drawn (the OS generator failed); the
@@ -50,22 +51,156 @@ pub(crate) enum ExchangeError {
     Random,
 }
 
-/// Why a connection could not be opened.
+impl ExchangeError {
+    /// The server's failure this error shows, `None` for one of ours (no
+    /// random ID) that says nothing about the server. `waited` is how long
+    /// the query waited, for the timeout's text.
+    pub fn server_failure(self, waited: Duration) -> Option<ServerFailure> {
+        Some(match self {
+            ExchangeError::Closed => ServerFailure::new(
+                ServerFailureKind::ConnectionLost,
+                "the connection closed before the answer came",
+            ),
+            ExchangeError::BadResponse(why) => ServerFailure::new(
+                ServerFailureKind::ProtocolError,
+                format!("the server sent something that is not a DNS answer ({why})"),
+            ),
+            ExchangeError::Timeout => ServerFailure::new(
+                ServerFailureKind::AnswerTimedOut,
+                format!("no answer within {}", human_duration(waited)),
+            ),
+            ExchangeError::Random => return None,
+        })
+    }
+}
+
+/// Why a connection could not be opened: the server's failure, and the
+/// address it happened on (none when no address was tried).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum OpenError {
-    /// TCP connect failed or timed out.
-    Connect(String),
-    /// TLS failed, including authentication in strict mode.
-    Tls(String),
+pub(crate) struct OpenError {
+    pub address: Option<SocketAddr>,
+    pub failure: ServerFailure,
+}
+
+impl OpenError {
+    /// A failure on `address`.
+    pub fn at(address: SocketAddr, failure: ServerFailure) -> OpenError {
+        OpenError {
+            address: Some(address),
+            failure,
+        }
+    }
+
+    /// A failure before any address was tried.
+    pub fn untried(text: &str) -> OpenError {
+        OpenError {
+            address: None,
+            failure: ServerFailure::new(ServerFailureKind::ConnectFailed, text),
+        }
+    }
+
+    /// Whether it failed before TLS started (counted as a connect failure;
+    /// everything after, the handshake's timeout included, counts as TLS).
+    pub fn before_tls(&self) -> bool {
+        matches!(
+            self.failure.kind,
+            ServerFailureKind::ConnectionRefused
+                | ServerFailureKind::ConnectTimedOut
+                | ServerFailureKind::NetworkUnreachable
+                | ServerFailureKind::ConnectFailed
+        )
+    }
 }
 
 impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpenError::Connect(e) => write!(f, "connect failed: {e}"),
-            OpenError::Tls(e) => write!(f, "TLS failed: {e}"),
+        match self.address {
+            Some(a) => write!(f, "{a}: {}", self.failure.text),
+            None => f.write_str(&self.failure.text),
         }
     }
+}
+
+/// A socket error of the TCP connect as a [`ServerFailure`]: the one place
+/// connect errors are classified.
+pub(crate) fn connect_failure(e: &io::Error) -> ServerFailure {
+    use ServerFailureKind as K;
+    // Raw errno first: kinds for unreachable networks are recent, and
+    // some platforms' errors map to `Uncategorized`.
+    let raw = e.raw_os_error();
+    let (kind, text) =
+        if e.kind() == io::ErrorKind::ConnectionRefused || raw == Some(libc::ECONNREFUSED) {
+            (
+                K::ConnectionRefused,
+                "the server refused the connection (nothing listens on that port)".to_string(),
+            )
+        } else if e.kind() == io::ErrorKind::NetworkUnreachable || raw == Some(libc::ENETUNREACH) {
+            (
+                K::NetworkUnreachable,
+                "network unreachable from this device".to_string(),
+            )
+        } else if e.kind() == io::ErrorKind::HostUnreachable || raw == Some(libc::EHOSTUNREACH) {
+            (
+                K::NetworkUnreachable,
+                "host unreachable from this device".to_string(),
+            )
+        } else {
+            (K::ConnectFailed, format!("cannot connect: {e}"))
+        };
+    ServerFailure::new(kind, text)
+}
+
+/// A connect that did not finish within `limit`.
+pub(crate) fn connect_timeout_failure(limit: Duration) -> ServerFailure {
+    ServerFailure::new(
+        ServerFailureKind::ConnectTimedOut,
+        format!("no TCP connection within {}", human_duration(limit)),
+    )
+}
+
+/// A TLS handshake error as a [`ServerFailure`]: the TLS error rustls
+/// reported (classified by [`crate::tls::tls_failure`]), or what happened
+/// to the socket under it.
+pub(crate) fn handshake_failure(e: &io::Error) -> ServerFailure {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return crate::tls::tls_failure(tls);
+    }
+    let text = match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the TLS handshake".to_string()
+        }
+        io::ErrorKind::ConnectionReset => {
+            "the server reset the connection during the TLS handshake".to_string()
+        }
+        _ => format!("the connection broke during the TLS handshake: {e}"),
+    };
+    ServerFailure::new(ServerFailureKind::ConnectionLost, text)
+}
+
+/// A handshake that did not finish within `limit`: the server took the
+/// connection but does not speak (or finish) TLS.
+pub(crate) fn handshake_timeout_failure(limit: Duration) -> ServerFailure {
+    ServerFailure::new(
+        ServerFailureKind::AnswerTimedOut,
+        format!(
+            "the server accepted the connection but completed no TLS handshake within {}",
+            human_duration(limit)
+        ),
+    )
+}
+
+/// `d` the way people say it: "5 s", "1.5 s", "250 ms". A limit cut short
+/// by a deadline a moment away (2.999 s) reads as the whole one (3 s).
+pub(crate) fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms} ms");
+    }
+    let secs = format!("{:.1}", d.as_secs_f64());
+    format!("{} s", secs.trim_end_matches(".0"))
 }
 
 /// An answer from the server, its ID still the wire ID.
@@ -106,6 +241,8 @@ pub(crate) struct Connection {
     /// Whether the server authenticated in the handshake (always in strict
     /// mode); an unauthenticated server's AD bits are not passed on.
     pub authenticated: bool,
+    /// The server address it is connected to.
+    pub address: SocketAddr,
     tx: mpsc::Sender<Request>,
     closed: Arc<AtomicBool>,
     shutdown: Arc<Notify>,
@@ -113,20 +250,34 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Dials `addr`, runs the TLS handshake and starts the connection task.
+    /// Connect and handshake each get their timeout, cut short so as not to
+    /// outlast `deadline` (the query waiting for them): a query that ends
+    /// while connecting then still learns, and reports, why.
     pub async fn open(
         dialer: &dyn Dialer,
         addr: SocketAddr,
         tls: &ServerTls,
         settings: ConnectionSettings,
+        deadline: Option<Instant>,
         power: watch::Receiver<PowerState>,
         stats: Arc<Stats>,
     ) -> Result<(Connection, HandshakeInfo), OpenError> {
         let started = Instant::now();
-        let name = tls.name_for(addr).map_err(OpenError::Tls)?;
-        let stream = match tokio::time::timeout(settings.connect_timeout, dialer.dial(addr)).await {
+        let within = |limit: Duration| match deadline {
+            Some(d) => limit.min(d.saturating_duration_since(Instant::now())),
+            None => limit,
+        };
+        let name = tls.name_for(addr).map_err(|e| {
+            OpenError::at(
+                addr,
+                ServerFailure::new(ServerFailureKind::ProtocolError, e),
+            )
+        })?;
+        let limit = within(settings.connect_timeout);
+        let stream = match tokio::time::timeout(limit, dialer.dial(addr)).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(OpenError::Connect(e.to_string())),
-            Err(_) => return Err(OpenError::Connect("timed out".into())),
+            Ok(Err(e)) => return Err(OpenError::at(addr, connect_failure(&e))),
+            Err(_) => return Err(OpenError::at(addr, connect_timeout_failure(limit))),
         };
         let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         stats.connection_opened(id);
@@ -134,15 +285,16 @@ impl Connection {
         let stream: BoxStream = Box::new(Coalescing::new(stream, hold.clone()));
         let connector = TlsConnector::from(tls.config.clone());
         let handshake = connector.connect(name, stream);
-        let tls_stream = match tokio::time::timeout(settings.handshake_timeout, handshake).await {
+        let limit = within(settings.handshake_timeout);
+        let tls_stream = match tokio::time::timeout(limit, handshake).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 stats.connection_closed(id);
-                return Err(OpenError::Tls(e.to_string()));
+                return Err(OpenError::at(addr, handshake_failure(&e)));
             }
             Err(_) => {
                 stats.connection_closed(id);
-                return Err(OpenError::Tls("handshake timed out".into()));
+                return Err(OpenError::at(addr, handshake_timeout_failure(limit)));
             }
         };
         let (_, session) = tls_stream.get_ref();
@@ -184,6 +336,7 @@ impl Connection {
         Ok((
             Connection {
                 authenticated,
+                address: addr,
                 tx,
                 closed,
                 shutdown,
@@ -195,6 +348,12 @@ impl Connection {
     /// Whether the connection can still take queries.
     pub fn is_open(&self) -> bool {
         !self.closed.load(Ordering::Acquire) && !self.tx.is_closed()
+    }
+
+    /// Set once the connection has closed; lets status reports tell a live
+    /// connection without holding on to it.
+    pub fn closed_flag(&self) -> Arc<AtomicBool> {
+        self.closed.clone()
     }
 
     /// Asks the connection to close after failing what is pending (a
@@ -322,7 +481,7 @@ impl ConnectionTask {
         }
         log::debug!("connection {} closed ({end:?})", self.id);
         self.fail_all(match end {
-            End::Protocol(_) => ExchangeError::BadResponse,
+            End::Protocol(why) => ExchangeError::BadResponse(why),
             _ => ExchangeError::Closed,
         });
         self.stats.connection_closed(self.id);
@@ -608,6 +767,92 @@ mod tests {
             reply,
         };
         (request, answer)
+    }
+
+    #[test]
+    fn socket_errors_are_classified_by_kind_and_by_raw_errno() {
+        use ServerFailureKind as K;
+        let cases = [
+            (
+                io::Error::from(io::ErrorKind::ConnectionRefused),
+                K::ConnectionRefused,
+            ),
+            (
+                io::Error::from_raw_os_error(libc::ECONNREFUSED),
+                K::ConnectionRefused,
+            ),
+            (
+                io::Error::from(io::ErrorKind::NetworkUnreachable),
+                K::NetworkUnreachable,
+            ),
+            (
+                io::Error::from(io::ErrorKind::HostUnreachable),
+                K::NetworkUnreachable,
+            ),
+            (
+                io::Error::from_raw_os_error(libc::ENETUNREACH),
+                K::NetworkUnreachable,
+            ),
+            (
+                io::Error::from_raw_os_error(libc::EHOSTUNREACH),
+                K::NetworkUnreachable,
+            ),
+            (
+                io::Error::from(io::ErrorKind::PermissionDenied),
+                K::ConnectFailed,
+            ),
+            (
+                io::Error::from_raw_os_error(libc::EADDRNOTAVAIL),
+                K::ConnectFailed,
+            ),
+        ];
+        for (e, kind) in cases {
+            let f = connect_failure(&e);
+            assert_eq!(f.kind, kind, "{e}");
+            assert!(!f.text.is_empty());
+            assert!(OpenError::at("127.0.0.1:853".parse().unwrap(), f).before_tls());
+        }
+        let timeout = connect_timeout_failure(Duration::from_millis(1500));
+        assert_eq!(timeout.kind, K::ConnectTimedOut);
+        assert!(timeout.text.contains("1.5 s"), "{}", timeout.text);
+    }
+
+    #[test]
+    fn handshake_errors_are_tls_failures_or_a_lost_connection() {
+        use ServerFailureKind as K;
+        let eof = handshake_failure(&io::Error::from(io::ErrorKind::UnexpectedEof));
+        assert_eq!(eof.kind, K::ConnectionLost);
+        assert!(eof.text.contains("closed"), "{}", eof.text);
+        // rustls errors come wrapped in an io::Error; they go to tls_failure.
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        let wrapped = io::Error::new(io::ErrorKind::InvalidData, alert.clone());
+        assert_eq!(handshake_failure(&wrapped), crate::tls::tls_failure(&alert));
+        let hang = handshake_timeout_failure(Duration::from_secs(3));
+        assert_eq!(hang.kind, K::AnswerTimedOut);
+        assert!(hang.text.contains("3 s"), "{}", hang.text);
+        let at = OpenError::at("127.0.0.1:853".parse().unwrap(), hang);
+        assert!(!at.before_tls(), "a handshake timeout counts as TLS");
+        assert!(at.to_string().starts_with("127.0.0.1:853: "), "{at}");
+    }
+
+    #[test]
+    fn exchange_errors_name_the_server_failure_except_our_own() {
+        use ServerFailureKind as K;
+        let five = Duration::from_secs(5);
+        let kind = |e: ExchangeError| e.server_failure(five).map(|f| f.kind);
+        assert_eq!(kind(ExchangeError::Timeout), Some(K::AnswerTimedOut));
+        assert_eq!(kind(ExchangeError::Closed), Some(K::ConnectionLost));
+        assert_eq!(
+            kind(ExchangeError::BadResponse("x")),
+            Some(K::ProtocolError)
+        );
+        assert_eq!(kind(ExchangeError::Random), None);
+        let bad = ExchangeError::BadResponse("server sent a query").server_failure(five);
+        assert!(bad.unwrap().text.contains("server sent a query"));
+        assert_eq!(human_duration(Duration::from_millis(250)), "250 ms");
+        assert_eq!(human_duration(five), "5 s");
+        assert_eq!(human_duration(Duration::from_millis(2999)), "3 s");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5 s");
     }
 
     #[tokio::test]

@@ -5,17 +5,29 @@
 //! progress rather than starting their own. Addresses are tried fastest
 //! first, by the smoothed time their last handshakes took, and an address
 //! that failed goes to the back until the network changes.
+//!
+//! Each address also keeps its last failure, as a [`ServerFailure`], for
+//! stats and the CLI. It says the address is *currently* failing, so it
+//! clears when the address works again: a successful handshake there (in
+//! strict mode, that is an authenticated one), or an answer over its
+//! connection. A network change clears it too, since it described the old
+//! network. A failure is logged once per change, not once per attempt, and
+//! the server's `ServerFailed` event is sent once per change of the
+//! failure it reports, until a handshake succeeds again.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{watch, Mutex};
+use tokio::time::Instant;
 
 use crate::config::ServerSpec;
+use crate::failure::{ServerFailure, ServerFailureKind};
 use crate::host::{Dialer, Event, Host};
 use crate::policy::PowerState;
-use crate::stats::Stats;
+use crate::stats::{ServerStatus, Stats};
 use crate::tls::ServerTls;
 use crate::transport::{Connection, ConnectionSettings, HandshakeInfo, OpenError};
 
@@ -38,11 +50,32 @@ struct State {
     authenticated: Option<bool>,
 }
 
+/// What stats say about one address.
+#[derive(Clone)]
+struct AddressReport {
+    addr: SocketAddr,
+    /// The live connection's closed flag, while one is on this address.
+    connection: Option<Arc<AtomicBool>>,
+    authenticated: Option<bool>,
+    failure: Option<ServerFailure>,
+}
+
+/// The server's reports, behind a plain mutex: read by stats from any
+/// thread, so never held across an await (unlike [`State`], held across
+/// handshakes).
+struct Reports {
+    addresses: Vec<AddressReport>,
+    /// The failure last sent in a `ServerFailed` event, until a handshake
+    /// succeeds.
+    announced: Option<(SocketAddr, ServerFailure)>,
+}
+
 /// A server the engine may send queries to.
 pub(crate) struct UpstreamServer {
     pub spec: ServerSpec,
     tls: ServerTls,
     state: Mutex<State>,
+    reports: std::sync::Mutex<Reports>,
 }
 
 impl UpstreamServer {
@@ -56,6 +89,10 @@ impl UpstreamServer {
                 failures: 0,
             })
             .collect();
+        let reports = Reports {
+            addresses: spec.addresses.iter().map(|&a| fresh_report(a)).collect(),
+            announced: None,
+        };
         UpstreamServer {
             spec,
             tls,
@@ -64,10 +101,12 @@ impl UpstreamServer {
                 addresses,
                 authenticated: None,
             }),
+            reports: std::sync::Mutex::new(reports),
         }
     }
 
-    /// The live connection, opening one if there is none.
+    /// The live connection, opening one if there is none. Connecting stops
+    /// at `env.deadline`.
     pub async fn connection(&self, env: &ConnectEnv<'_>) -> Result<Connection, OpenError> {
         let mut state = self.state.lock().await;
         if let Some(c) = &state.connection {
@@ -82,14 +121,20 @@ impl UpstreamServer {
             let a = &state.addresses[i];
             (a.failures, a.srtt.unwrap_or(Duration::from_secs(3600)))
         });
-        let mut last_error = OpenError::Connect("no address".into());
+        let mut failed: Vec<OpenError> = Vec::new();
         for i in order {
+            if env.deadline.is_some_and(|d| d <= Instant::now()) {
+                // Out of time: the addresses left were not tried, so they
+                // did not fail.
+                break;
+            }
             let addr = state.addresses[i].addr;
             match Connection::open(
                 env.dialer,
                 addr,
                 &self.tls,
                 env.settings,
+                env.deadline,
                 env.power.clone(),
                 env.stats.clone(),
             )
@@ -102,32 +147,49 @@ impl UpstreamServer {
                         Some(s) => (s * 7 + info.elapsed) / 8,
                         None => info.elapsed,
                     });
-                    self.report_validated(env.host, &mut state, addr, info);
+                    self.report_validated(env.host, &mut state, &connection, info);
                     state.connection = Some(connection.clone());
                     return Ok(connection);
                 }
                 Err(e) => {
-                    log::info!("{} at {addr}: {e}", self.spec.label());
+                    log::debug!("{} at {e}", self.spec.label());
                     state.addresses[i].failures = state.addresses[i].failures.saturating_add(1);
-                    last_error = e;
+                    self.note_failure(addr, &e.failure);
+                    failed.push(e);
                 }
             }
         }
-        env.host.on_event(Event::ServerFailed {
-            server: self.spec.label(),
-            reason: last_error.to_string(),
-        });
-        Err(last_error)
+        let Some(worst) = headline(&failed) else {
+            return Err(OpenError::untried(
+                "the query's time ran out before a connection could be tried",
+            ));
+        };
+        let worst = worst.clone();
+        if let Some(address) = worst.address {
+            self.announce_failure(env.host, address, &worst.failure);
+        }
+        Err(worst)
     }
 
     fn report_validated(
         &self,
         host: &dyn Host,
         state: &mut State,
-        addr: SocketAddr,
+        connection: &Connection,
         info: HandshakeInfo,
     ) {
         state.authenticated = Some(info.authenticated);
+        let addr = connection.address;
+        self.with_reports(|r| {
+            r.announced = None;
+            if let Some(a) = r.addresses.iter_mut().find(|a| a.addr == addr) {
+                if a.failure.take().is_some() {
+                    log::info!(target: "dotcore::server", "{} at {addr}: works again", self.spec.label());
+                }
+                a.connection = Some(connection.closed_flag());
+                a.authenticated = Some(info.authenticated);
+            }
+        });
         host.on_event(Event::ServerValidated {
             server: self.spec.label(),
             address: addr,
@@ -136,7 +198,84 @@ impl UpstreamServer {
         });
     }
 
-    /// Closes the connection and forgets address failures (a new network).
+    /// Records that `addr` failed with `failure`; logged when it differs
+    /// from the failure already recorded there.
+    pub fn note_failure(&self, addr: SocketAddr, failure: &ServerFailure) {
+        self.with_reports(|r| {
+            let Some(a) = r.addresses.iter_mut().find(|a| a.addr == addr) else {
+                return;
+            };
+            if a.failure.as_ref() != Some(failure) {
+                log::warn!(
+                    target: "dotcore::server",
+                    "{} at {addr}: {} [{}]",
+                    self.spec.label(),
+                    failure.text,
+                    failure.kind
+                );
+                a.failure = Some(failure.clone());
+            }
+        });
+    }
+
+    /// An answer came over the connection to `addr`: it works.
+    pub fn note_answer(&self, addr: SocketAddr) {
+        self.with_reports(|r| {
+            if let Some(a) = r.addresses.iter_mut().find(|a| a.addr == addr) {
+                if a.failure.take().is_some() {
+                    log::info!(target: "dotcore::server", "{} at {addr}: answers again", self.spec.label());
+                }
+            }
+        });
+    }
+
+    /// Sends `ServerFailed` unless this failure is the one last sent.
+    fn announce_failure(&self, host: &dyn Host, address: SocketAddr, failure: &ServerFailure) {
+        let changed = self.with_reports(|r| {
+            let now = Some((address, failure.clone()));
+            let changed = r.announced != now;
+            r.announced = now;
+            changed
+        });
+        if changed {
+            host.on_event(Event::ServerFailed {
+                server: self.spec.label(),
+                address,
+                failure: failure.clone(),
+            });
+        }
+    }
+
+    /// Every address of the server, as stats report them.
+    pub fn status(&self) -> Vec<ServerStatus> {
+        let label = self.spec.label();
+        self.with_reports(|r| {
+            r.addresses
+                .iter()
+                .map(|a| ServerStatus {
+                    server: label.clone(),
+                    address: a.addr,
+                    connected: a
+                        .connection
+                        .as_ref()
+                        .is_some_and(|closed| !closed.load(Ordering::Acquire)),
+                    authenticated: a.authenticated,
+                    last_failure: a.failure.clone(),
+                })
+                .collect()
+        })
+    }
+
+    /// Runs `f` on the reports. A panic elsewhere while holding them left
+    /// them consistent (each update is one assignment), so a poisoned lock
+    /// is used as it is.
+    fn with_reports<T>(&self, f: impl FnOnce(&mut Reports) -> T) -> T {
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut reports)
+    }
+
+    /// Closes the connection and forgets address failures and reports (a
+    /// new network).
     pub async fn reset(&self) {
         let mut state = self.state.lock().await;
         if let Some(c) = state.connection.take() {
@@ -146,6 +285,12 @@ impl UpstreamServer {
             a.failures = 0;
             a.srtt = None;
         }
+        self.with_reports(|r| {
+            r.announced = None;
+            for a in &mut r.addresses {
+                *a = fresh_report(a.addr);
+            }
+        });
     }
 
     /// Closes the connection without forgetting anything (engine stop).
@@ -157,11 +302,73 @@ impl UpstreamServer {
     }
 }
 
+fn fresh_report(addr: SocketAddr) -> AddressReport {
+    AddressReport {
+        addr,
+        connection: None,
+        authenticated: None,
+        failure: None,
+    }
+}
+
+/// How far an attempt got before it failed: the furthest one says most
+/// about the server (a certificate problem over a refused IPv6 address
+/// on a network without IPv6).
+fn progress(kind: ServerFailureKind) -> u8 {
+    use ServerFailureKind as K;
+    match kind {
+        K::NetworkUnreachable => 0,
+        K::ConnectionRefused | K::ConnectTimedOut | K::ConnectFailed => 1,
+        K::AnswerTimedOut | K::ConnectionLost => 2,
+        _ => 3,
+    }
+}
+
+/// The failure a server reports for one round of attempts: the one that
+/// got furthest, the first of those on a tie.
+fn headline(failed: &[OpenError]) -> Option<&OpenError> {
+    failed.iter().rev().max_by_key(|e| progress(e.failure.kind))
+}
+
 /// What opening a connection needs from the engine.
 pub(crate) struct ConnectEnv<'a> {
     pub dialer: &'a dyn Dialer,
     pub host: &'a dyn Host,
     pub settings: ConnectionSettings,
+    /// When the query waiting for the connection gives up (none for probes).
+    pub deadline: Option<Instant>,
     pub power: &'a watch::Receiver<PowerState>,
     pub stats: &'a Arc<Stats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(port: u16, kind: ServerFailureKind) -> OpenError {
+        OpenError::at(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            ServerFailure::new(kind, format!("{kind}")),
+        )
+    }
+
+    #[test]
+    fn the_failure_that_got_furthest_is_the_servers_headline() {
+        use ServerFailureKind as K;
+        let round = [
+            failed(1, K::NetworkUnreachable),
+            failed(2, K::ConnectionRefused),
+            failed(3, K::PinMismatch),
+            failed(4, K::AnswerTimedOut),
+            failed(5, K::CertificateExpired),
+        ];
+        assert_eq!(headline(&round).unwrap().address.unwrap().port(), 3);
+        assert_eq!(headline(&round[..2]).unwrap().address.unwrap().port(), 2);
+        let refused = [
+            failed(1, K::ConnectionRefused),
+            failed(2, K::ConnectTimedOut),
+        ];
+        assert_eq!(headline(&refused).unwrap().address.unwrap().port(), 1);
+        assert!(headline(&[]).is_none());
+    }
 }

@@ -215,6 +215,11 @@ impl Drop for Proxy {
 
 impl Proxy {
     fn start(server: &UnboundServer) -> Proxy {
+        Proxy::start_with(server_args(server))
+    }
+
+    /// A proxy with `upstream` as its server arguments.
+    fn start_with(upstream: Vec<String>) -> Proxy {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut args = vec![
             "proxy".to_string(),
@@ -222,7 +227,7 @@ impl Proxy {
             addr.to_string(),
             "--stats".into(),
         ];
-        args.extend(server_args(server));
+        args.extend(upstream);
         let child = Command::new(dotcore_bin())
             .args(&args)
             .stdin(Stdio::null())
@@ -438,4 +443,146 @@ fn proxy_tcp_clients_are_bounded_in_number_and_in_time() {
     assert!(answered(&mut again), "a freed slot was not reused");
     let out = proxy.interrupt();
     assert!(out.status.success());
+}
+
+/// A loopback socket bound and never listening: connects are refused until
+/// it listens, after which the kernel completes them and nobody ever reads
+/// (a server that takes TCP and never speaks TLS).
+fn bound_socket() -> (socket2::Socket, SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    (socket, addr)
+}
+
+/// A refused address and one that takes TCP but never speaks TLS: the
+/// query fails on both, each for its own reason.
+#[test]
+fn a_failed_query_prints_each_servers_reason_and_exits_1() {
+    let (_refusing, refused) = bound_socket();
+    let (silent_socket, silent) = bound_socket();
+    silent_socket.listen(16).unwrap();
+    let (refused_s, silent_s) = (refused.to_string(), silent.to_string());
+    let args = [
+        "query",
+        "a.test",
+        "--server",
+        &refused_s,
+        "--server",
+        &silent_s,
+        "--name",
+        "dot.test",
+        "--timeout-ms",
+        "2000",
+    ];
+    let started = Instant::now();
+    let out = dotcore(&args);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "no answer printed");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "dotcore: a.test A: SERVFAIL \u{2014} {refused}: the server refused the connection \
+                 (nothing listens on that port)"
+            ),
+            format!(
+                "dotcore: a.test A: SERVFAIL \u{2014} {silent}: the server accepted the connection \
+                 but completed no TLS handshake within 2 s"
+            ),
+        ],
+        "one line per server address tried, nothing else:\n{stderr}"
+    );
+
+    // The same as JSON fields.
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = dotcore(&json_args);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["rcode"], "SERVFAIL");
+    assert_eq!(json["answers"], serde_json::json!([]));
+    let failures = json["failures"].as_array().expect("a failures array");
+    assert_eq!(failures.len(), 2, "{json}");
+    assert_eq!(failures[0]["server"], "dot.test");
+    assert_eq!(failures[0]["address"], refused_s.as_str());
+    assert_eq!(failures[0]["kind"], "connection_refused");
+    assert!(failures[0]["reason"].as_str().unwrap().contains("refused"));
+    assert_eq!(failures[1]["address"], silent_s.as_str());
+    assert_eq!(failures[1]["kind"], "answer_timed_out");
+    assert!(failures[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("TLS handshake"));
+}
+
+#[test]
+fn an_answered_query_has_no_failures_in_json_and_a_wrong_pin_names_its_address() {
+    let Some(server) = start() else { return };
+    let mut args = vec!["query", zone::A_TEST, "--json"];
+    let sargs = server_args(&server);
+    args.extend(sargs.iter().map(String::as_str));
+    let out = dotcore(&args);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["failures"], serde_json::json!([]));
+
+    let dot = server.dot_addr().to_string();
+    let wrong_pin = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let out = dotcore(&["query", zone::A_TEST, "--server", &dot, "--pin", wrong_pin]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let prefix = format!("dotcore: {} A: SERVFAIL \u{2014} {dot}: ", zone::A_TEST);
+    assert!(stderr.starts_with(&prefix), "{stderr}");
+}
+
+/// The proxy logs a server's failure when it changes, not per query: five
+/// refused queries give one line; the port then taking TCP and never
+/// speaking TLS gives one more.
+#[test]
+fn the_proxy_logs_a_servers_failure_once_per_change() {
+    let (socket, upstream) = bound_socket();
+    let proxy = Proxy::start_with(vec![
+        "--server".into(),
+        upstream.to_string(),
+        "--name".into(),
+        "dot.test".into(),
+        "--timeout-ms".into(),
+        "1500".into(),
+    ]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let ask = || {
+        let query = dotcore::message::build_query(zone::A_TEST, "A").unwrap();
+        client.send_to(&query, proxy.addr).unwrap();
+        let mut buf = [0u8; 512];
+        let (n, _) = client.recv_from(&mut buf).expect("the proxy answers");
+        dotcore::message::decode_answer(&buf[..n]).unwrap().rcode
+    };
+    for _ in 0..5 {
+        assert_eq!(ask(), "SERVFAIL");
+    }
+    socket.listen(16).unwrap();
+    assert_eq!(ask(), "SERVFAIL");
+    assert_eq!(ask(), "SERVFAIL");
+    let out = proxy.interrupt();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let about: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(&upstream.to_string()))
+        .collect();
+    assert_eq!(about.len(), 2, "one line per change:\n{stderr}");
+    assert!(about[0].contains("refused"), "{stderr}");
+    assert!(about[0].contains("connection_refused"), "{stderr}");
+    assert!(about[1].contains("TLS handshake"), "{stderr}");
+    assert!(about[1].contains("answer_timed_out"), "{stderr}");
 }

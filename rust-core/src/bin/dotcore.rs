@@ -191,8 +191,19 @@ impl dotcore::Host for StderrLog {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = match Cli::try_parse() {
+    let cli = Cli::try_parse();
+    // `query` prints each server's failure itself, in its last lines; the
+    // engine's log of the same failures would only repeat them. `proxy` and
+    // `tun` keep that log: one line per server address each time its
+    // failure changes.
+    let filter = match &cli {
+        Ok(Cli {
+            command: Command::Query { .. },
+        }) => "warn,dotcore::server=off",
+        _ => "warn",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter)).init();
+    let cli = match cli {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
@@ -254,15 +265,34 @@ async fn query(name: &str, rtype: &str, json: bool, args: &ServerArgs) -> Result
     let resolver = args.resolver()?;
     let answer = resolver.resolve(&bytes).await;
     let answer = message::decode_answer(&answer).map_err(|e| e.to_string())?;
+    let stats = resolver.stats();
+    // A fresh resolver answered one query: every failure recorded is this
+    // query's, one per address tried.
+    let failed: Vec<_> = stats
+        .servers
+        .iter()
+        .filter_map(|s| s.last_failure.as_ref().map(|f| (s, f)))
+        .collect();
     if json {
         let records: Vec<serde_json::Value> = answer
             .records
             .iter()
             .map(|r| serde_json::json!({"name": r.name, "type": r.rtype, "ttl": r.ttl, "data": r.data}))
             .collect();
+        let failures: Vec<serde_json::Value> = failed
+            .iter()
+            .map(|(s, f)| {
+                serde_json::json!({
+                    "server": s.server,
+                    "address": s.address.to_string(),
+                    "kind": f.kind.as_str(),
+                    "reason": f.text,
+                })
+            })
+            .collect();
         println!(
             "{}",
-            serde_json::json!({"rcode": answer.rcode, "answers": records})
+            serde_json::json!({"rcode": answer.rcode, "answers": records, "failures": failures})
         );
     } else {
         for r in &answer.records {
@@ -270,15 +300,24 @@ async fn query(name: &str, rtype: &str, json: bool, args: &ServerArgs) -> Result
         }
     }
     if args.stats {
-        println!("{}", resolver.stats().to_json());
+        println!("{}", stats.to_json());
     }
     resolver.shutdown().await;
-    Ok(if answer.rcode == "NOERROR" {
-        ExitCode::SUCCESS
+    if answer.rcode == "NOERROR" {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if answer.rcode == "SERVFAIL" && !failed.is_empty() {
+        for (s, f) in &failed {
+            eprintln!(
+                "dotcore: {name} {rtype}: SERVFAIL \u{2014} {}: {}",
+                s.address, f.text
+            );
+        }
     } else {
+        // The server's own answer: NXDOMAIN, or a SERVFAIL of its own.
         eprintln!("dotcore: {name} {rtype}: {}", answer.rcode);
-        ExitCode::FAILURE
-    })
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 async fn proxy(listen: &str, max_concurrent: usize, args: &ServerArgs) -> Result<ExitCode, String> {

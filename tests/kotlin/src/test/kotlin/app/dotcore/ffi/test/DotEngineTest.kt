@@ -14,13 +14,16 @@ import app.dotcore.ffi.tunInterfaceAddresses
 import app.dotcore.ffi.virtualDnsAddresses
 import java.net.Inet4Address
 import java.net.InetAddress
+import java.net.InetSocketAddress
 import java.net.ServerSocket
+import java.net.Socket
 import java.util.Base64
 import kotlin.test.assertContains
 import kotlin.test.assertContentEquals
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertNotNull
+import kotlin.test.assertNull
 import kotlin.test.assertTrue
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
@@ -103,6 +106,12 @@ class DotEngineTest {
             assertEquals(fixture.dotName, validated.server)
             assertEquals(fixture.dot, validated.address)
             assertTrue(validated.authenticated)
+            val status = engine.stats().servers.single()
+            assertEquals(fixture.dotName, status.server)
+            assertEquals(fixture.dot, status.address)
+            assertTrue(status.connected, "$status")
+            assertEquals(true, status.authenticated)
+            assertNull(status.lastFailure, "a working server has no failure: $status")
         }
     }
 
@@ -121,7 +130,48 @@ class DotEngineTest {
             assertTrue(stats.failTls >= 1, "TLS failures counted: $stats")
             assertEquals(0L, stats.cleartextQueries)
             assertTrue(delegate.eventsOf<EngineEvent.ServerValidated>().isEmpty(), "${delegate.events}")
-            delegate.awaitEvent<EngineEvent.ServerFailed>()
+            val failed = delegate.awaitEvent<EngineEvent.ServerFailed>()
+            assertEquals(fixture.dot, failed.address)
+            // Two queries failing the same way: one event.
+            assertEquals(1, delegate.eventsOf<EngineEvent.ServerFailed>().size, "${delegate.events}")
+            val failure = assertNotNull(stats.servers.single().lastFailure, "${stats.servers}")
+            assertTrue(failure.authentication, "a pin is the user's to fix: $failure")
+            assertEquals(failed.kind, failure.kind)
+            assertEquals(failed.reason, failure.text)
+        }
+    }
+
+    @Test
+    fun `a refused port reaches Kotlin as connection_refused with its address and reason`() {
+        // A socket bound and never listening holds the port: connects to it
+        // are refused, and no other process can take it meanwhile.
+        Socket().use { reserved ->
+            reserved.bind(InetSocketAddress(InetAddress.getLoopbackAddress(), 0))
+            val address = "127.0.0.1:${reserved.localPort}"
+            val delegate = RecordingDelegate()
+            val config = EngineConfig(
+                upstream = Upstream.Custom(listOf(CustomServer(name = fixture.dotName, addresses = listOf(address)))),
+                mode = Mode.STRICT,
+            )
+            DotEngine(config, delegate).use { engine ->
+                repeat(3) { assertEquals("SERVFAIL", blocking { engine.lookup(fixture.aName, "A") }.rcode) }
+                val failed = delegate.awaitEvent<EngineEvent.ServerFailed>()
+                assertEquals(fixture.dotName, failed.server)
+                assertEquals(address, failed.address)
+                assertEquals("connection_refused", failed.kind)
+                assertContains(failed.reason, "refused")
+                assertEquals(1, delegate.eventsOf<EngineEvent.ServerFailed>().size, "once per change: ${delegate.events}")
+
+                val status = engine.stats().servers.single()
+                assertEquals(address, status.address)
+                assertEquals(false, status.connected)
+                assertNull(status.authenticated, "never shook hands: $status")
+                val failure = assertNotNull(status.lastFailure)
+                assertEquals("connection_refused", failure.kind)
+                assertEquals(failed.reason, failure.text)
+                assertEquals(false, failure.authentication, "a refused port is not a settings problem")
+                assertEquals(3L, engine.stats().failConnect)
+            }
         }
     }
 
