@@ -358,6 +358,47 @@ fn answers_larger_than_the_client_buffer_are_truncated_with_tc() {
     assert_eq!(s.udp_truncated, 2);
 }
 
+/// A query for the name made of `labels` (lengths, each label of `x`),
+/// type A, with the given OPT records.
+fn query_for_labels(id: u16, labels: &[usize], opts: usize) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, opts as u8]);
+    for &len in labels {
+        q.push(len as u8);
+        q.extend(std::iter::repeat_n(b'x', len));
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    for _ in 0..opts {
+        q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    q
+}
+
+#[test]
+fn the_packet_path_applies_the_wire_parsers_rules() {
+    // The packet layer and the resolver read a TUN query with one parser:
+    // a 255-octet name is answered, a 256-octet one and a query with two
+    // OPT records get FORMERR (RFC 1035 §3.1, RFC 6891 §6.1.1).
+    let rig = Rig::start(false, Duration::from_secs(5));
+    let cases = [
+        (
+            0x0255u16,
+            query_for_labels(0x0255, &[63, 63, 63, 61], 1),
+            0u8,
+        ),
+        (0x0256, query_for_labels(0x0256, &[63, 63, 63, 62], 1), 1),
+        (0x0002, query_for_labels(0x0002, &[1], 2), 1),
+    ];
+    for (id, q, rcode) in cases {
+        let (_, answer) = rig.udp_exchange(client_v4(), dns_v4(), &q);
+        assert_eq!(answer[..2], id.to_be_bytes());
+        assert_eq!(answer[3] & 0x0f, rcode, "query {id:#06x}");
+        assert!(Layout::parse(&answer).is_ok());
+    }
+    let s = rig.wait_stats(|s| s.udp_answers == 3);
+    assert_eq!(s.udp_answers, 3);
+}
+
 #[test]
 fn udp_to_other_ports_gets_icmp_unreachable_and_other_traffic_is_dropped() {
     let rig = Rig::start(false, Duration::from_secs(5));
