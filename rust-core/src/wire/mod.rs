@@ -15,6 +15,9 @@
 
 use std::fmt;
 
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod differential;
 mod name;
 mod truncate;
 

@@ -35,7 +35,19 @@ pub const MAX_POINTER_HOPS: usize = 127;
 pub(super) fn walk_name(
     msg: &[u8],
     start: usize,
+    out: Option<&mut Vec<u8>>,
+) -> Result<usize, WireError> {
+    walk_name_marking(msg, start, out, |_| ())
+}
+
+/// [`walk_name`], also telling `mark` the offset of every octet it reads as
+/// a label length or a pointer: the bytes whose change would change the
+/// name's structure, which the differential comparison must leave alone.
+pub(super) fn walk_name_marking(
+    msg: &[u8],
+    start: usize,
     mut out: Option<&mut Vec<u8>>,
+    mut mark: impl FnMut(usize),
 ) -> Result<usize, WireError> {
     let mut pos = start;
     // Where the labels being read began, and where reading must stop
@@ -51,6 +63,7 @@ pub(super) fn walk_name(
             return Err(WireError::PointerLoop);
         }
         let len = usize::from(*msg.get(pos).ok_or(WireError::Truncated)?);
+        mark(pos);
         match len & 0xC0 {
             0x00 if len == 0 => {
                 if let Some(out) = out.as_deref_mut() {
@@ -74,6 +87,7 @@ pub(super) fn walk_name(
             }
             0xC0 => {
                 let target = usize::from(u16_at(msg, pos)? & 0x3FFF);
+                mark(pos + 1);
                 if target >= segment {
                     return Err(WireError::PointerLoop);
                 }
