@@ -20,7 +20,7 @@ esac
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fuzz_dir="$root/rust-core/fuzz"
-targets=(packet_parse dns_truncate dns_query tcp_stream)
+targets=(packet_parse dns_truncate dns_query tcp_stream wire_vs_hickory)
 
 nightly=""
 if command -v rustup >/dev/null 2>&1; then

@@ -8,6 +8,7 @@
 //! The flow is [`classify_and_count`] for each packet read, then
 //! [`client_udp_payload_limit`] / [`truncate_dns_response`] to fit the
 //! upstream answer, and [`build_udp_reply`] to frame it for the tunnel.
+//! DNS messages themselves are read only by [`crate::wire`].
 
 mod build;
 mod checksum;
@@ -15,10 +16,11 @@ mod dns;
 mod parse;
 mod stats;
 
+pub use crate::wire::truncate_dns_response;
 pub use build::{
     build_port_unreachable, build_udp_reply, BuildError, MAX_UDP_PAYLOAD_V4, MAX_UDP_PAYLOAD_V6,
 };
-pub use dns::{client_udp_payload_limit, truncate_dns_response};
+pub use dns::client_udp_payload_limit;
 pub use parse::{
     parse, IcmpKind, Packet, PacketError, ParsedFragment, ParsedIcmp, ParsedTcp, ParsedUdp,
 };

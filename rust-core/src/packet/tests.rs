@@ -1280,10 +1280,15 @@ fn edns_walk_is_safe_on_hostile_counts_and_names() {
     // Huge counts with no data behind them.
     let q = dns_header(1, 0, 0xffff, 0xffff, 0xffff, 0xffff);
     assert_eq!(client_udp_payload_limit(&q), 512);
-    // A self-referencing pointer is skipped, not followed.
+    // A self-referencing pointer makes the query malformed (RFC 1035
+    // §4.1.4 pointers go to a prior name), so what it advertises is not
+    // trusted. (The packet path used to skip the name and read 2048 while
+    // the resolver refused the same query: one parser now decides.)
     let mut q = dns_header(1, 0, 1, 0, 0, 1);
     q.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
     q.extend_from_slice(&opt_rr(2048, &[]));
+    assert_eq!(client_udp_payload_limit(&q), 512);
+    q.splice(12..14, [0]); // the root instead: well-formed
     assert_eq!(client_udp_payload_limit(&q), 2048);
     // Reserved label types (0x40, 0x80) are rejected.
     for first in [0x40u8, 0x80] {

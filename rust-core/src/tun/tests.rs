@@ -358,6 +358,110 @@ fn answers_larger_than_the_client_buffer_are_truncated_with_tc() {
     assert_eq!(s.udp_truncated, 2);
 }
 
+/// A query for the name made of `labels` (lengths, each label of `x`),
+/// type A, with the given OPT records.
+fn query_for_labels(id: u16, labels: &[usize], opts: usize) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, opts as u8]);
+    for &len in labels {
+        q.push(len as u8);
+        q.extend(std::iter::repeat_n(b'x', len));
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    for _ in 0..opts {
+        q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    q
+}
+
+#[test]
+fn the_packet_path_applies_the_wire_parsers_rules() {
+    // The packet layer and the resolver read a TUN query with one parser:
+    // a 255-octet name is answered, a 256-octet one and a query with two
+    // OPT records get FORMERR (RFC 1035 §3.1, RFC 6891 §6.1.1).
+    let rig = Rig::start(false, Duration::from_secs(5));
+    let cases = [
+        (
+            0x0255u16,
+            query_for_labels(0x0255, &[63, 63, 63, 61], 1),
+            0u8,
+        ),
+        (0x0256, query_for_labels(0x0256, &[63, 63, 63, 62], 1), 1),
+        (0x0002, query_for_labels(0x0002, &[1], 2), 1),
+    ];
+    for (id, q, rcode) in cases {
+        let (_, answer) = rig.udp_exchange(client_v4(), dns_v4(), &q);
+        assert_eq!(answer[..2], id.to_be_bytes());
+        assert_eq!(answer[3] & 0x0f, rcode, "query {id:#06x}");
+        assert!(Layout::parse(&answer).is_ok());
+    }
+    let s = rig.wait_stats(|s| s.udp_answers == 3);
+    assert_eq!(s.udp_answers, 3);
+}
+
+#[test]
+fn the_dispatch_says_what_each_packet_calls_for() {
+    use super::dispatch::{Action, Dispatch, Dropped};
+    let counters = Arc::new(PacketCounters::default());
+    let mut path = Dispatch::new(counters.clone());
+    // A UDP query to the virtual address: resolve, with its reply context.
+    let q = query("a.test", "A", 7, Some(1232));
+    let (query_bytes, reply) = match path.on_packet(&udp_packet(client_v4(), dns_v4(), &q)) {
+        Action::Resolve { query, reply } => (query, reply),
+        other => panic!("expected Resolve, got {other:?}"),
+    };
+    assert_eq!(query_bytes, q);
+    assert_eq!(reply.limit, 1232);
+    assert_eq!(
+        (reply.request.src, reply.request.dst),
+        (client_v4(), dns_v4())
+    );
+    // Its answer, too large for the client, comes back cut to 1232 with
+    // TC set, from the address asked to the asker.
+    let mut answer = q.clone();
+    answer[2] |= 0x80;
+    answer[7] = 200;
+    answer.truncate(answer.len() - 11);
+    answer[11] = 0;
+    for i in 0..200u8 {
+        answer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, i]);
+    }
+    let packet = path.udp_answer(&reply, &answer).unwrap().to_vec();
+    match parse(&packet) {
+        Packet::Udp(udp) => {
+            assert_eq!((udp.src, udp.dst), (dns_v4(), client_v4()));
+            let payload = udp.payload(&packet);
+            assert!(payload.len() <= 1232 && tc(payload));
+            assert!(Layout::parse(payload).is_ok());
+        }
+        other => panic!("reply is not UDP: {other:?}"),
+    }
+    // An answer too short to be DNS is not sent.
+    assert!(path.udp_answer(&reply, &[0; 5]).is_none());
+    // A query to another address is dropped with its reason.
+    let elsewhere = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)), 53);
+    assert!(matches!(
+        path.on_packet(&udp_packet(client_v4(), elsewhere, &q)),
+        Action::Drop(Dropped::NotVirtual)
+    ));
+    // UDP to another port of ours: an ICMP error to write.
+    let other_port = SocketAddr::new(IpAddr::V4(VIRTUAL_DNS_V4), 5353);
+    match path.on_packet(&udp_packet(client_v4(), other_port, b"x")) {
+        Action::Send(icmp) => assert!(matches!(parse(icmp), Packet::Icmp(_))),
+        other => panic!("expected Send, got {other:?}"),
+    }
+    // A DNS response to port 53 is never answered.
+    assert!(matches!(
+        path.on_packet(&udp_packet(client_v4(), dns_v4(), &answer)),
+        Action::Drop(Dropped::Classified(_))
+    ));
+    let s = counters.snapshot();
+    assert_eq!(
+        (s.packets_in, s.not_virtual, s.udp_truncated, s.unanswerable),
+        (4, 1, 1, 1)
+    );
+}
+
 #[test]
 fn udp_to_other_ports_gets_icmp_unreachable_and_other_traffic_is_dropped() {
     let rig = Rig::start(false, Duration::from_secs(5));

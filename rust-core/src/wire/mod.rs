@@ -5,8 +5,24 @@
 //! so it works on offsets instead of decoding whole messages. Every byte is
 //! treated as hostile: all reads are checked, name compression is followed a
 //! bounded number of times, and errors say what was wrong.
+//!
+//! This is the only DNS message parser of the crate: the resolver, the
+//! cache, the clear-text fallback, the CLI proxy and the TUN packet path
+//! all read messages through it, so they cannot disagree on what is a
+//! message. The fuzz target `wire_vs_hickory` (and the test that runs the
+//! same comparison in CI) checks it against hickory-proto's decoder; its
+//! documentation lists where the two differ on purpose.
 
 use std::fmt;
+
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod differential;
+mod name;
+mod truncate;
+
+pub use name::{MAX_NAME_LEN, MAX_POINTER_HOPS};
+pub use truncate::{advertised_udp_payload, truncate_dns_response};
 
 /// Size of the fixed DNS header.
 pub const HEADER_LEN: usize = 12;
@@ -44,10 +60,22 @@ pub enum WireError {
     ShortHeader,
     /// A section ran past the end of the message.
     Truncated,
-    /// A name label or pointer is malformed (reserved label type, too long).
+    /// A label length uses a reserved form (`01` or `10` in its top bits).
     BadName,
-    /// Compression pointers loop or point forward.
+    /// A name is longer than 255 octets (RFC 1035 §2.3.4, §3.1).
+    NameTooLong,
+    /// A compression pointer points forward, at itself, or at bytes that do
+    /// not lie wholly before the name that used it: RFC 1035 §4.1.4 allows
+    /// only pointers to a prior occurrence, which is what keeps the walk
+    /// loop-free.
     PointerLoop,
+    /// A compression pointer points into the header, where no name is.
+    PointerIntoHeader,
+    /// A name follows more than [`MAX_POINTER_HOPS`] compression pointers.
+    TooManyPointers,
+    /// An OPT record outside the additional section, or owned by a name
+    /// other than the root (RFC 6891 §6.1.1, §6.1.2).
+    BadOpt,
     /// More than one OPT record (RFC 6891 §6.1.1).
     DuplicateOpt,
     /// Bytes remain after the last record the header announced.
@@ -60,7 +88,11 @@ impl fmt::Display for WireError {
             WireError::ShortHeader => "message shorter than the DNS header",
             WireError::Truncated => "message ends inside a section",
             WireError::BadName => "malformed domain name",
-            WireError::PointerLoop => "name compression pointer loops or points forward",
+            WireError::NameTooLong => "domain name longer than 255 octets",
+            WireError::PointerLoop => "name compression pointer does not point to a prior name",
+            WireError::PointerIntoHeader => "name compression pointer into the header",
+            WireError::TooManyPointers => "name follows too many compression pointers",
+            WireError::BadOpt => "OPT record misplaced or not owned by the root",
             WireError::DuplicateOpt => "more than one OPT record",
             WireError::TrailingBytes => "bytes after the last record",
         })
@@ -121,71 +153,44 @@ fn u32_at(msg: &[u8], at: usize) -> Result<u32, WireError> {
     Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-/// Returns the offset just after the name starting at `at`, following no
-/// pointers (a pointer ends the name in place) but checking their targets.
-pub fn skip_name(msg: &[u8], mut at: usize) -> Result<usize, WireError> {
-    let mut total = 0usize;
-    loop {
-        let len = *msg.get(at).ok_or(WireError::Truncated)? as usize;
-        match len & 0xC0 {
-            0x00 => {
-                at += 1;
-                if len == 0 {
-                    return Ok(at);
-                }
-                total += len + 1;
-                if total > 255 {
-                    return Err(WireError::BadName);
-                }
-                if at + len > msg.len() {
-                    return Err(WireError::Truncated);
-                }
-                at += len;
-            }
-            0xC0 => {
-                let target = (u16_at(msg, at)? & 0x3FFF) as usize;
-                if target >= at {
-                    return Err(WireError::PointerLoop);
-                }
-                return Ok(at + 2);
-            }
-            _ => return Err(WireError::BadName),
-        }
-    }
+/// Returns the offset just after the name starting at `at` where it sits,
+/// having checked the whole name, through its compression pointers, by the
+/// rules of [`read_name_lower`].
+pub fn skip_name(msg: &[u8], at: usize) -> Result<usize, WireError> {
+    name::walk_name(msg, at, None)
 }
 
 /// Appends the lower-cased, uncompressed wire form of the name at `at` to
-/// `out`, following compression pointers (only backwards, so it terminates).
-pub fn read_name_lower(msg: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<(), WireError> {
-    let mut total = 0usize;
-    let mut jumps = 0;
-    loop {
-        let len = *msg.get(at).ok_or(WireError::Truncated)? as usize;
-        match len & 0xC0 {
-            0x00 => {
-                out.push(len as u8);
-                if len == 0 {
-                    return Ok(());
-                }
-                total += len + 1;
-                if total > 255 {
-                    return Err(WireError::BadName);
-                }
-                let label = msg.get(at + 1..at + 1 + len).ok_or(WireError::Truncated)?;
-                out.extend(label.iter().map(u8::to_ascii_lowercase));
-                at += 1 + len;
-            }
-            0xC0 => {
-                let target = (u16_at(msg, at)? & 0x3FFF) as usize;
-                jumps += 1;
-                if target >= at || jumps > 64 {
-                    return Err(WireError::PointerLoop);
-                }
-                at = target;
-            }
-            _ => return Err(WireError::BadName),
+/// `out`. Names longer than [`MAX_NAME_LEN`], reserved label types and
+/// compression pointers that do not point to a prior name (RFC 1035
+/// §4.1.4), point into the header, or chain more than [`MAX_POINTER_HOPS`]
+/// times are refused; nothing is appended past what was checked.
+pub fn read_name_lower(msg: &[u8], at: usize, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let mark = out.len();
+    let result = name::walk_name(msg, at, Some(out)).map(|_| ());
+    if result.is_err() {
+        out.truncate(mark);
+    }
+    result
+}
+
+/// Returns the offset just after the question section, each of its
+/// `QDCOUNT` names checked. Enough for a caller that keeps only the header
+/// and the question, whatever follows.
+pub fn question_end(msg: &[u8]) -> Result<usize, WireError> {
+    if msg.len() < HEADER_LEN {
+        return Err(WireError::ShortHeader);
+    }
+    let mut at = HEADER_LEN;
+    // Each question takes at least five bytes, so a lying count runs out of
+    // message long before it runs out of iterations.
+    for _ in 0..u16_at(msg, 4)? {
+        at = skip_name(msg, at)? + 4;
+        if at > msg.len() {
+            return Err(WireError::Truncated);
         }
     }
+    Ok(at)
 }
 
 impl Layout {
@@ -197,13 +202,7 @@ impl Layout {
         }
         let qdcount = u16_at(msg, 4)?;
         let counts = [u16_at(msg, 6)?, u16_at(msg, 8)?, u16_at(msg, 10)?];
-        let mut at = HEADER_LEN;
-        for _ in 0..qdcount {
-            at = skip_name(msg, at)? + 4;
-            if at > msg.len() {
-                return Err(WireError::Truncated);
-            }
-        }
+        let mut at = question_end(msg)?;
         let question = HEADER_LEN..at;
         // Each record takes at least 11 bytes, which bounds the allocation.
         let announced: usize = counts.iter().map(|&c| c as usize).sum();
@@ -221,7 +220,10 @@ impl Layout {
                 if rdata_at + rdata_len > msg.len() {
                     return Err(WireError::Truncated);
                 }
-                if rtype == TYPE_OPT && section == 2 {
+                if rtype == TYPE_OPT {
+                    if section != 2 || !name::is_root(msg, start) {
+                        return Err(WireError::BadOpt);
+                    }
                     if opt.is_some() {
                         return Err(WireError::DuplicateOpt);
                     }
@@ -601,185 +603,4 @@ pub fn badvers_response(query: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A query for `a.test. A` with ID 0x1234, optionally with an OPT record.
-    pub(crate) fn sample_query(edns: bool) -> Vec<u8> {
-        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns as u8];
-        q.extend_from_slice(b"\x01A\x04TEST\x00\x00\x01\x00\x01");
-        if edns {
-            // OPT: payload 4096, DO set, and a Client Subnet option (code 8)
-            // that must not be forwarded.
-            q.extend_from_slice(&[0, 0, 41, 0x10, 0x00, 0, 0, 0x80, 0, 0, 8]);
-            q.extend_from_slice(&[0, 8, 0, 4, 0, 1, 24, 0]);
-        }
-        q
-    }
-
-    /// `sample_query(true)` with EDNS version `v` in its OPT record.
-    fn query_with_edns_version(v: u8) -> Vec<u8> {
-        let mut q = sample_query(true);
-        let opt = *Layout::parse(&q).unwrap().opt_record().unwrap();
-        q[opt.ttl_at + 1] = v;
-        q
-    }
-
-    #[test]
-    fn a_higher_edns_version_is_refused_with_badvers() {
-        assert!(Query::parse(query_with_edns_version(0)).is_ok());
-        let q = query_with_edns_version(1);
-        assert_eq!(
-            Query::parse(q.clone()).unwrap_err(),
-            QueryError::UnsupportedEdnsVersion(1)
-        );
-        let r = badvers_response(&q);
-        let layout = Layout::parse(&r).unwrap();
-        assert_eq!(id(&r), 0x1234);
-        assert!(is_response(&r));
-        assert_eq!(
-            &r[layout.question.clone()],
-            &q[Layout::parse(&q).unwrap().question]
-        );
-        let opt = layout
-            .opt_record()
-            .expect("BADVERS travels in an OPT record");
-        let [ext_rcode, version, flags_hi, _] = opt.ttl.to_be_bytes();
-        // 16 = extended 1 << 4 | header 0.
-        assert_eq!(rcode(&r), 0);
-        assert_eq!(ext_rcode, 1);
-        assert_eq!(version, EDNS_VERSION);
-        assert_eq!(flags_hi & 0x80, 0x80, "DO copied from the query");
-        assert_eq!(u16_at(&r, opt.type_at + 2).unwrap(), EDNS_UDP_SIZE);
-        assert_eq!(opt.rdata_len, 0);
-        // hickory reads the same message with the full RCODE 16 (which it
-        // names BADSIG: IANA gives 16 to both).
-        let parsed = hickory_proto::op::Message::from_vec(&r).unwrap();
-        assert_eq!(u16::from(parsed.metadata.response_code), RCODE_BADVERS);
-    }
-
-    #[test]
-    fn the_client_gets_its_own_question_case_and_rd_bit_back() {
-        // The cached answer was fetched for "a.test" with RD set.
-        let mut cached = sample_query(false);
-        cached[2] |= 0x80;
-        let lower = cached[HEADER_LEN..].to_ascii_lowercase();
-        cached[HEADER_LEN..].copy_from_slice(&lower);
-        let cached_layout = Layout::parse(&cached).unwrap();
-        // This client asks "A.TEST" (the sample's case) without RD.
-        let mut asked = sample_query(false);
-        asked[0..2].copy_from_slice(&[0xab, 0xcd]);
-        asked[2] &= !0x01;
-        let query = Query::parse(asked.clone()).unwrap();
-        let out = response_for_client(&cached, &cached_layout, &query);
-        let q = query.layout.question.clone();
-        assert_eq!(&out[q.clone()], &asked[q], "question as the client sent it");
-        assert_eq!(id(&out), 0xabcd);
-        assert_eq!(out[2] & 0x01, 0, "RD as the client sent it");
-        assert!(is_response(&out));
-    }
-
-    #[test]
-    fn clearing_ad_touches_only_that_bit() {
-        let mut m = sample_query(false);
-        m[2] = 0x81;
-        m[3] = 0xB0; // RA, AD, CD
-        let before = m.clone();
-        clear_authentic_data(&mut m);
-        assert_eq!(m[3], 0x90);
-        assert_eq!(m[..3], before[..3]);
-        assert_eq!(m[4..], before[4..]);
-        clear_authentic_data(&mut []);
-    }
-
-    #[test]
-    fn parses_query_and_key_is_lowercase() {
-        let q = Query::parse(sample_query(false)).unwrap();
-        assert_eq!(q.key.name, b"\x01a\x04test\x00");
-        assert_eq!(q.key.qtype, 1);
-        assert_eq!(q.key.display_name(), "a.test.");
-        assert!(!q.key.dnssec_ok);
-    }
-
-    #[test]
-    fn upstream_query_is_padded_to_block_and_drops_client_options() {
-        let q = Query::parse(sample_query(true)).unwrap();
-        assert!(q.key.dnssec_ok);
-        let up = q.to_upstream(7, 128, true);
-        assert_eq!(up.len() % 128, 0);
-        assert_eq!(id(&up), 7);
-        let layout = Layout::parse(&up).unwrap();
-        let opt = layout.opt_record().unwrap();
-        assert_eq!(opt.ttl & 0x8000, 0x8000, "DO bit kept");
-        // Options: keepalive (empty) then padding; no subnet (code 8).
-        assert_eq!(u16_at(&up, opt.rdata_at).unwrap(), OPT_TCP_KEEPALIVE);
-        assert_eq!(u16_at(&up, opt.rdata_at + 4).unwrap(), OPT_PADDING);
-        assert!(!up[opt.rdata_at..].windows(4).any(|w| w == [0, 8, 0, 4]));
-    }
-
-    #[test]
-    fn padding_zero_block_means_no_padding() {
-        let q = Query::parse(sample_query(false)).unwrap();
-        let up = q.to_upstream(1, 0, false);
-        let layout = Layout::parse(&up).unwrap();
-        assert_eq!(layout.opt_record().unwrap().rdata_len, 0);
-    }
-
-    #[test]
-    fn client_without_edns_gets_no_opt() {
-        let q = Query::parse(sample_query(false)).unwrap();
-        let mut resp = q.to_upstream(9, 128, true);
-        resp[2] |= 0x80;
-        let layout = Layout::parse(&resp).unwrap();
-        let out = response_for_client(&resp, &layout, &q);
-        let l2 = Layout::parse(&out).unwrap();
-        assert!(l2.opt.is_none());
-        assert_eq!(id(&out), 0x1234);
-    }
-
-    #[test]
-    fn keepalive_is_read() {
-        let q = Query::parse(sample_query(false)).unwrap();
-        let mut resp = q.to_upstream(9, 0, false);
-        let n = resp.len();
-        resp[n - 2..].copy_from_slice(&6u16.to_be_bytes());
-        resp.extend_from_slice(&[0, 11, 0, 2, 1, 44]);
-        let layout = Layout::parse(&resp).unwrap();
-        assert_eq!(keepalive_timeout(&resp, &layout), Some(300));
-    }
-
-    #[test]
-    fn hostile_messages_are_errors_not_panics() {
-        assert_eq!(Layout::parse(&[0; 5]), Err(WireError::ShortHeader));
-        // Pointer to itself.
-        let mut m = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1];
-        assert_eq!(Layout::parse(&m), Err(WireError::PointerLoop));
-        // Claims an answer it does not hold.
-        m = vec![0, 0, 0x80, 0, 0, 0, 0, 1, 0, 0, 0, 0];
-        assert_eq!(Layout::parse(&m), Err(WireError::Truncated));
-        // Reserved label type.
-        m = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 1, 0, 1];
-        assert_eq!(Layout::parse(&m), Err(WireError::BadName));
-        // Trailing garbage.
-        let mut q = sample_query(false);
-        q.push(0);
-        assert_eq!(Layout::parse(&q), Err(WireError::TrailingBytes));
-        // Every prefix of a valid message is rejected cleanly.
-        let q = sample_query(true);
-        for n in 0..q.len() {
-            assert!(Layout::parse(&q[..n]).is_err());
-        }
-    }
-
-    #[test]
-    fn error_response_echoes_question() {
-        let q = sample_query(false);
-        let r = error_response(&q, RCODE_SERVFAIL);
-        assert_eq!(rcode(&r), RCODE_SERVFAIL);
-        assert!(is_response(&r));
-        assert_eq!(id(&r), 0x1234);
-        let l = Layout::parse(&r).unwrap();
-        assert_eq!(l.qdcount, 1);
-        assert_eq!(error_response(&[1], RCODE_FORMERR).len(), HEADER_LEN);
-    }
-}
+mod tests;
