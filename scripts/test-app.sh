@@ -11,8 +11,8 @@
 #    (scripts/build-android.sh), the unbound-fixture binary (the local
 #    Unbound DoT server of the Rust tests), and the app's compiled resources
 #    and manifest from the APK build (scripts/apk/resources/build-resources.sh).
-# 3. mvn verify in android/robolectric; screenshots land in
-#    android/robolectric/target/screenshots/.
+# 3. mvn verify in android/robolectric; screenshots land in target/screenshots/
+#    (docs/screenshots/ holds the ones the README shows: copy them from there).
 # Ends with "N passed, N failed" from the surefire reports.
 set -euo pipefail
 
@@ -68,7 +68,8 @@ bash scripts/apk/resources/build-resources.sh
 [ -s "$RES/resources.ap_" ] && [ -s "$RES/AndroidManifest.xml" ] || die "no compiled resources in $RES"
 prepared=$(date +%s)
 
-rm -rf "$MODULE/target/surefire-reports" "$MODULE/target/screenshots"
+SHOTS="$ROOT/target/screenshots"
+rm -rf "$MODULE/target/surefire-reports" "$SHOTS"
 step "mvn verify (android/robolectric, tests on $TEST_JDK)"
 status=0
 (
@@ -96,8 +97,8 @@ for xml in "$MODULE"/target/surefire-reports/TEST-*.xml; do
     printf '  %s: tests=%s failures=%s errors=%s skipped=%s (%s s)\n' "${name##*.}" "$tests" "$fails" "$errs" "$skips" "$(attr time)"
     total=$((total + tests)); failed=$((failed + fails + errs)); skipped=$((skipped + skips))
 done
-if [ -d "$MODULE/target/screenshots" ]; then
-    step "screenshots: $(find "$MODULE/target/screenshots" -name '*.png' | wc -l) PNG in $MODULE/target/screenshots"
+if [ -d "$SHOTS" ]; then
+    step "screenshots: $(find "$SHOTS" -name '*.png' | wc -l) PNG in ${SHOTS#"$ROOT"/}"
 fi
 step "prepare $((prepared - start)) s, maven $((done_at - prepared)) s"
 echo "$((total - failed - skipped)) passed, $failed failed, $skipped skipped"

@@ -79,6 +79,9 @@ android {
     // DotCore (bindings/kotlin): the one-time JNI initialisation of the
     // engine's platform certificate verifier, owned by the bindings crate.
     sourceSets["main"].java.srcDir(workspaceRoot.resolve("bindings/kotlin"))
+    // Checks written once for the device (androidTest) and the JVM
+    // (android/robolectric compiles the same directory).
+    sourceSets["androidTest"].java.srcDir("src/sharedTest/kotlin")
 
     packaging {
         jniLibs {

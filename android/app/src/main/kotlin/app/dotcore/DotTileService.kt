@@ -21,7 +21,9 @@ class DotTileService : TileService() {
         val on = StatusHub.DEFAULT.status.value.service.isOn
         when {
             on -> DotVpnService.stop(this)
-            VpnService.prepare(this) != null -> openApp() // consent dialog needs an activity
+            // The consent dialog needs an activity: the app's, told to turn
+            // the VPN on, which asks for it.
+            VpnService.prepare(this) != null -> openApp()
             else -> try {
                 DotVpnService.start(this)
             } catch (e: IllegalStateException) {
@@ -45,9 +47,13 @@ class DotTileService : TileService() {
     }
 
     private fun openApp() {
-        val intent = Intent(this, MainActivity::class.java).addFlags(Intent.FLAG_ACTIVITY_NEW_TASK)
+        val intent = Intent(this, MainActivity::class.java)
+            .setAction(MainActivity.ACTION_TURN_ON)
+            .addFlags(Intent.FLAG_ACTIVITY_NEW_TASK)
         if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.UPSIDE_DOWN_CAKE) {
-            startActivityAndCollapse(PendingIntent.getActivity(this, 0, intent, PendingIntent.FLAG_IMMUTABLE))
+            startActivityAndCollapse(
+                PendingIntent.getActivity(this, 0, intent, PendingIntent.FLAG_IMMUTABLE or PendingIntent.FLAG_UPDATE_CURRENT),
+            )
         } else {
             @Suppress("DEPRECATION")
             startActivityAndCollapse(intent)

@@ -35,12 +35,14 @@ import app.dotcore.logic.StatusHub
 import app.dotcore.logic.StatusTexts
 import app.dotcore.logic.Warning
 import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
-import kotlinx.coroutines.asCoroutineDispatcher
 import kotlinx.coroutines.cancel
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.sync.Mutex
+import kotlinx.coroutines.sync.withLock
 import java.io.IOException
-import java.util.concurrent.Executors
-import java.util.concurrent.TimeUnit
 
 /**
  * The VPN: a tunnel that carries only DNS, handed to the Rust engine.
@@ -51,25 +53,41 @@ import java.util.concurrent.TimeUnit
  * Apps are told to use the core's virtual DNS addresses, which are the only
  * routes into the tunnel, so all other traffic never touches it.
  *
- * Every decision is [ServiceMachine]'s; this class executes its effects on
- * one worker thread (the engine's `stop()` blocks) and feeds the platform's
- * signals to the engine: default-network changes (debounced), power state,
- * and the things that break a DNS-only VPN (Android's Private DNS in strict
- * mode, always-on lockdown), which it reports instead of failing silently.
+ * Every decision is [ServiceMachine]'s. This class has one coroutine scope
+ * and one event channel: the system's calls, the engine's callbacks and the
+ * platform's signals (default-network changes, debounced; power state) are
+ * sent as [Command]s, and one coroutine, off the main thread because the
+ * engine's `stop()` blocks, takes them in order and alone touches the
+ * machine, the tunnel and the engine. It also reports the things that break
+ * a DNS-only VPN (Android's Private DNS in strict mode, always-on lockdown)
+ * instead of failing silently.
  */
 class DotVpnService : VpnService() {
     private val hub = StatusHub.DEFAULT
     private val machine = ServiceMachine()
     private val main = Handler(Looper.getMainLooper())
-    private val worker = Executors.newSingleThreadExecutor { r -> Thread(r, "dotcore-service") }
-    private val scope = CoroutineScope(SupervisorJob() + worker.asCoroutineDispatcher())
+    private val scope = CoroutineScope(SupervisorJob() + Dispatchers.IO)
+
+    /** Unlimited: senders are the main thread and engine callbacks, which must never wait. */
+    private val commands = Channel<Command>(Channel.UNLIMITED)
+
+    private sealed interface Command {
+        data class Machine(val event: ServiceEvent, val startId: Int) : Command
+
+        data class Network(val snapshot: NetworkSnapshot) : Command
+
+        data class Power(val state: PowerState) : Command
+
+        /** onDestroy: free what is left, then end the consumer. */
+        data object Destroy : Command
+    }
 
     private lateinit var settingsRepository: SettingsRepository
     private lateinit var networkMonitor: NetworkMonitor
     private lateinit var powerMonitor: PowerMonitor
     private lateinit var debouncer: NetworkChangeDebouncer
 
-    // Touched on the worker thread only.
+    // Touched by the consumer coroutine only.
     private var tunnel: ParcelFileDescriptor? = null
     private var engine: DotEngine? = null
 
@@ -80,6 +98,17 @@ class DotVpnService : VpnService() {
     @Volatile private var privateDnsServerName: String? = null
 
     @Volatile private var lockdown = false
+
+    /** Set on the main thread in onDestroy; later callbacks must not post a notification or the ticker. */
+    @Volatile private var destroyed = false
+
+    /**
+     * Whether the ongoing notification is up. The main thread redraws it
+     * while the consumer may be removing it: both under this lock, so a
+     * redraw never brings back a notification that was just removed.
+     */
+    private val foregroundLock = Any()
+    private var inForeground = false
 
     /** What the engine calls back; both methods return at once. */
     private val delegate = object : HostDelegate {
@@ -126,11 +155,21 @@ class DotVpnService : VpnService() {
     override fun onCreate() {
         super.onCreate()
         settingsRepository = SettingsRepository(this)
-        debouncer = NetworkChangeDebouncer(scope) { snapshot -> deliverNetworkChange(snapshot) }
+        debouncer = NetworkChangeDebouncer(scope) { snapshot -> commands.trySend(Command.Network(snapshot)) }
         networkMonitor = NetworkMonitor(getSystemService(ConnectivityManager::class.java), main, networkListener)
         networkMonitor.start()
         powerMonitor = PowerMonitor(this) { state -> onPowerState(state) }
         powerMonitor.start()
+        scope.launch {
+            for (command in commands) {
+                // One engine at a time in the process: a service created
+                // while the previous instance is still stopping its engine
+                // waits here instead of interleaving with it.
+                ENGINE_LOCK.withLock { execute(command) }
+                if (command == Command.Destroy) break
+            }
+            scope.cancel()
+        }
     }
 
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
@@ -138,6 +177,7 @@ class DotVpnService : VpnService() {
         when (intent?.action) {
             ACTION_STOP -> submit(ServiceEvent.Stop)
             ACTION_APPLY -> submit(ServiceEvent.SettingsChanged(settingsRepository.load()))
+            ACTION_RECHECK -> submit(ServiceEvent.Recheck)
             // ACTION_START, the system's always-on start (action
             // android.net.VpnService), and a restart after the process was
             // killed (null intent, START_STICKY).
@@ -146,6 +186,10 @@ class DotVpnService : VpnService() {
                 // any queued work.
                 enterForeground()
                 submit(ServiceEvent.Start(settingsRepository.load()))
+                // Android sends the always-on start again when the always-on
+                // settings change (lockdown among them), to a service that
+                // is already running: re-read them.
+                submit(ServiceEvent.Recheck)
             }
         }
         return START_STICKY
@@ -159,38 +203,71 @@ class DotVpnService : VpnService() {
     }
 
     override fun onDestroy() {
+        destroyed = true
         main.removeCallbacks(notificationTicker)
         networkMonitor.stop()
         powerMonitor.stop()
-        scope.cancel()
         // Stopped by the system without going through the machine (for
-        // example stopService from outside): free what is left.
-        worker.execute {
-            stopEngine()
-            closeTunnel()
-            if (machine.state.isOn) hub.serviceState(ServiceState.Stopped(null))
-            DotTileService.requestUpdate(this)
-        }
-        worker.shutdown()
-        worker.awaitTermination(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS)
+        // example stopService from outside): the consumer frees what is
+        // left. The engine's stop() blocks for up to seconds, so the main
+        // thread does not wait for it.
+        commands.trySend(Command.Destroy)
+        commands.close()
         super.onDestroy()
     }
 
-    // --- the state machine --------------------------------------------------
+    // --- the consumer ---------------------------------------------------------
 
     private fun submit(event: ServiceEvent) {
-        val startId = latestStartId
-        worker.execute { handle(event, startId) }
+        commands.trySend(Command.Machine(event, latestStartId))
+    }
+
+    private fun execute(command: Command) {
+        try {
+            when (command) {
+                is Command.Machine -> handle(command.event, command.startId)
+                is Command.Network -> deliverNetworkChange(command.snapshot)
+                is Command.Power -> applyPowerState(command.state)
+                Command.Destroy -> {
+                    stopEngine()
+                    closeTunnel()
+                    if (machine.state.isOn) hub.serviceState(ServiceState.Stopped(null))
+                    DotTileService.requestUpdate(applicationContext)
+                }
+            }
+        } catch (e: Exception) {
+            // A bug outside any effect (those are caught one by one): the
+            // consumer goes on, and a service that is on stops visibly
+            // rather than showing "Starting" or "On" for nothing.
+            Log.e(TAG, "$command failed", e)
+            if (command is Command.Machine && machine.state.isOn) {
+                try {
+                    handle(ServiceEvent.Failed(unexpected(null, e)), command.startId)
+                } catch (again: Exception) {
+                    Log.e(TAG, "failing after $command failed", again)
+                }
+            }
+        }
     }
 
     private fun handle(first: ServiceEvent, startId: Int) {
         var event: ServiceEvent? = first
         while (event != null) {
             val t = machine.on(event)
-            hub.serviceState(machine.state)
+            // "Starting" shows while the effects run; "Stopped" only once
+            // the teardown is done (engine stopped, notification gone).
+            if (t.next !is ServiceState.Stopped) hub.serviceState(t.next)
             event = t.then
             for (effect in t.effects) {
-                val failure = run(effect, startId)
+                val failure = try {
+                    run(effect, startId)
+                } catch (e: Exception) {
+                    // Anything the platform or the bindings throw that the
+                    // effect did not expect, such as establish()'s
+                    // IllegalArgumentException: a failure like the others.
+                    Log.e(TAG, "$effect threw", e)
+                    unexpected(effect, e)
+                }
                 if (failure != null) {
                     Log.w(TAG, "$effect failed: $failure")
                     event = ServiceEvent.Failed(failure)
@@ -200,7 +277,7 @@ class DotVpnService : VpnService() {
         }
         hub.serviceState(machine.state)
         main.post { updateTicker() }
-        DotTileService.requestUpdate(this)
+        DotTileService.requestUpdate(applicationContext)
     }
 
     /** Executes [effect]; returns why it failed, or null. */
@@ -227,8 +304,16 @@ class DotVpnService : VpnService() {
             refreshNotification()
             null
         }
+        Effect.RecheckPlatform -> {
+            lockdown = readLockdown()
+            publishWarnings()
+            null
+        }
         is Effect.LeaveForeground -> {
-            stopForeground(STOP_FOREGROUND_REMOVE)
+            synchronized(foregroundLock) {
+                inForeground = false
+                stopForeground(STOP_FOREGROUND_REMOVE)
+            }
             effect.error?.let { Notifications.alert(this, "dotcore stopped", it) }
             // Only if no newer start request arrived meanwhile.
             stopSelf(startId)
@@ -256,6 +341,7 @@ class DotVpnService : VpnService() {
             } else {
                 startForeground(Notifications.ID_ONGOING, notification)
             }
+            synchronized(foregroundLock) { inForeground = true }
         } catch (e: SecurityException) {
             // No VPN consent yet: the tunnel cannot be built either, and the
             // start fails with a message from establishTunnel.
@@ -264,12 +350,14 @@ class DotVpnService : VpnService() {
     }
 
     private fun refreshNotification() {
-        if (hub.status.value.service.isOn) Notifications.update(this, StatusTexts.notification(hub.status.value))
+        synchronized(foregroundLock) {
+            if (inForeground && !destroyed) Notifications.update(this, StatusTexts.notification(hub.status.value))
+        }
     }
 
     private fun updateTicker() {
         main.removeCallbacks(notificationTicker)
-        if (hub.status.value.service is ServiceState.Running && powerMonitor.current == PowerState.INTERACTIVE) {
+        if (!destroyed && hub.status.value.service is ServiceState.Running && powerMonitor.current == PowerState.INTERACTIVE) {
             main.postDelayed(notificationTicker, NOTIFICATION_REFRESH_MILLIS)
         }
     }
@@ -323,7 +411,7 @@ class DotVpnService : VpnService() {
         tunnel?.close()
         tunnel = pfd
         hub.tunnelEstablished()
-        lockdown = Build.VERSION.SDK_INT >= Build.VERSION_CODES.Q && isLockdownEnabled
+        lockdown = readLockdown()
         publishWarnings()
         return null
     }
@@ -364,17 +452,19 @@ class DotVpnService : VpnService() {
         return null
     }
 
+    /** Never throws: a teardown that failed halfway would leave the service in the foreground. */
     private fun stopEngine() {
         val e = engine ?: return
         engine = null
-        e.stop()
         val final = try {
+            e.stop()
             e.stats()
         } catch (x: RuntimeException) {
+            Log.w(TAG, "stopping the engine", x)
             null
         }
         hub.engineStopped(final)
-        e.close()
+        runCatching { e.close() }
     }
 
     private fun closeTunnel() {
@@ -388,7 +478,6 @@ class DotVpnService : VpnService() {
 
     // --- platform signals -------------------------------------------------------
 
-    /** On the worker (the debouncer's scope). */
     private fun deliverNetworkChange(snapshot: NetworkSnapshot) {
         val e = engine ?: return
         try {
@@ -400,15 +489,20 @@ class DotVpnService : VpnService() {
 
     /** On the main thread (the power receiver). */
     private fun onPowerState(state: PowerState) {
-        worker.execute {
-            try {
-                engine?.setPowerState(state)
-            } catch (x: DotException) {
-                Log.w(TAG, "setPowerState: ${describe(x)}")
-            }
-        }
+        commands.trySend(Command.Power(state))
         updateTicker()
     }
+
+    private fun applyPowerState(state: PowerState) {
+        try {
+            engine?.setPowerState(state)
+        } catch (x: DotException) {
+            Log.w(TAG, "setPowerState: ${describe(x)}")
+        }
+    }
+
+    /** `isLockdownEnabled` (API 29+): asked again on every recheck, as the user may change it any time. */
+    private fun readLockdown(): Boolean = Build.VERSION.SDK_INT >= Build.VERSION_CODES.Q && isLockdownEnabled
 
     private fun publishWarnings() {
         hub.setWarnings(Warning.current(privateDnsServerName, lockdown))
@@ -419,11 +513,14 @@ class DotVpnService : VpnService() {
         private const val TAG = "dotcore"
         private const val MTU = 1500
         private const val NOTIFICATION_REFRESH_MILLIS = 15_000L
-        private const val STOP_TIMEOUT_SECONDS = 5L
+
+        /** Held by a service instance's consumer while it handles one command. */
+        private val ENGINE_LOCK = Mutex()
 
         const val ACTION_START = "app.dotcore.action.START"
         const val ACTION_STOP = "app.dotcore.action.STOP"
         const val ACTION_APPLY = "app.dotcore.action.APPLY_SETTINGS"
+        const val ACTION_RECHECK = "app.dotcore.action.RECHECK"
 
         fun intent(context: Context, action: String): Intent =
             Intent(context, DotVpnService::class.java).setAction(action)
@@ -440,6 +537,21 @@ class DotVpnService : VpnService() {
         /** Applies saved settings to the running service (engine or tunnel restart as needed). */
         fun applySettings(context: Context) {
             context.startService(intent(context, ACTION_APPLY))
+        }
+
+        /** Re-reads the platform settings behind the warnings (the status screen came to the front). */
+        fun recheck(context: Context) {
+            context.startService(intent(context, ACTION_RECHECK))
+        }
+
+        /** For the user: what [effect] ran into, without a stack trace. */
+        fun unexpected(effect: Effect?, e: Exception): String {
+            val what = e.message?.takeIf { it.isNotBlank() } ?: e.javaClass.simpleName
+            return when (effect) {
+                is Effect.EstablishTunnel -> "the VPN could not be set up: $what"
+                is Effect.StartEngine -> "the engine could not start: $what"
+                else -> "unexpected error: $what"
+            }
         }
 
         fun describe(e: DotException): String = when (e) {

@@ -8,8 +8,6 @@ import android.net.VpnService
 import android.os.Build
 import android.os.Bundle
 import android.view.View
-import android.widget.Button
-import android.widget.LinearLayout
 import android.widget.Switch
 import android.widget.TextView
 import app.dotcore.ffi.providers
@@ -31,6 +29,10 @@ import kotlinx.coroutines.launch
  * validated, live counters, warnings, and the recent queries when the
  * query log is on. Everything it shows comes from [StatusHub]; the text is
  * made by [StatusTexts].
+ *
+ * Started with [ACTION_TURN_ON] (the Quick Settings tile, when Android has
+ * no VPN consent for the app yet) it turns the VPN on as the switch would,
+ * which asks for that consent.
  */
 class MainActivity : Activity() {
     private val hub = StatusHub.DEFAULT
@@ -51,22 +53,18 @@ class MainActivity : Activity() {
     private lateinit var logView: TextView
 
     override fun onCreate(savedInstanceState: Bundle?) {
+        Ui.applyTheme(this)
         super.onCreate(savedInstanceState)
         val root = Ui.column(this)
-        root.addView(Ui.text(this, "dotcore", 24f, bold = true))
-        toggle = Switch(this).apply {
-            text = "DNS over TLS"
-            textSize = 18f
+        root.addView(Ui.title(this, "dotcore"))
+        toggle = Ui.switch(this, "DNS over TLS").apply {
             setOnCheckedChangeListener { _, checked -> if (!rendering) onToggle(checked) }
         }
         root.addView(toggle)
-        stateLine = Ui.text(this)
+        stateLine = Ui.text(this, "", 18f, bold = true)
         serverLine = Ui.text(this)
-        validationLine = Ui.text(this)
-        warningsView = Ui.text(this).apply {
-            setTextColor(Ui.WARNING_COLOR)
-            visibility = View.GONE
-        }
+        validationLine = Ui.text(this, "", 15f).apply { setTextColor(Ui.palette(context).onBackgroundVariant) }
+        warningsView = Ui.warningCard(this).apply { visibility = View.GONE }
         root.addView(stateLine)
         root.addView(serverLine)
         root.addView(validationLine)
@@ -74,18 +72,27 @@ class MainActivity : Activity() {
         root.addView(Ui.heading(this, "Counters"))
         countersView = Ui.text(this, "", 15f)
         root.addView(countersView)
-        root.addView(
-            Button(this).apply {
-                text = "Settings"
-                setOnClickListener { startActivity(Intent(this@MainActivity, SettingsActivity::class.java)) }
-            },
-            LinearLayout.LayoutParams(LinearLayout.LayoutParams.WRAP_CONTENT, LinearLayout.LayoutParams.WRAP_CONTENT),
-        )
+        root.addView(Ui.button(this, "Settings") { startActivity(Intent(this, SettingsActivity::class.java)) })
         logHeading = Ui.heading(this, "Recent queries")
-        logView = Ui.text(this, "", 13f).apply { setTextIsSelectable(true) }
+        logView = Ui.text(this, "", 13f).apply {
+            setTextIsSelectable(true)
+            typeface = android.graphics.Typeface.MONOSPACE
+        }
         root.addView(logHeading)
         root.addView(logView)
         Ui.setScrollingContent(this, root)
+        // Not again when re-created (rotation): the request was handled.
+        if (savedInstanceState == null) handle(intent)
+    }
+
+    override fun onNewIntent(intent: Intent) {
+        super.onNewIntent(intent)
+        setIntent(intent)
+        handle(intent)
+    }
+
+    private fun handle(intent: Intent?) {
+        if (intent?.action == ACTION_TURN_ON && !hub.status.value.service.isOn) onToggle(true)
     }
 
     override fun onStart() {
@@ -106,6 +113,13 @@ class MainActivity : Activity() {
                 delay(STATS_REFRESH_MILLIS)
             }
         }
+    }
+
+    override fun onResume() {
+        super.onResume()
+        // The user may be back from the VPN settings with always-on lockdown
+        // switched: only the running service can ask Android about it.
+        if (hub.status.value.service.isOn) DotVpnService.recheck(this)
     }
 
     override fun onStop() {
@@ -176,9 +190,12 @@ class MainActivity : Activity() {
         }
     }
 
-    private companion object {
-        const val REQUEST_VPN = 1
-        const val REQUEST_NOTIFICATIONS = 2
-        const val STATS_REFRESH_MILLIS = 1_000L
+    companion object {
+        /** Turn the VPN on, asking for consent first when needed. */
+        const val ACTION_TURN_ON = "app.dotcore.action.TURN_ON"
+
+        private const val REQUEST_VPN = 1
+        private const val REQUEST_NOTIFICATIONS = 2
+        private const val STATS_REFRESH_MILLIS = 1_000L
     }
 }

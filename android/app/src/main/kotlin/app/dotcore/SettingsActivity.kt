@@ -59,6 +59,7 @@ class SettingsActivity : Activity() {
     private val errorAnchors = mutableMapOf<SettingsField, View>()
 
     override fun onCreate(savedInstanceState: Bundle?) {
+        Ui.applyTheme(this)
         super.onCreate(savedInstanceState)
         repository = SettingsRepository(this)
         catalogue = providers()
@@ -85,13 +86,13 @@ class SettingsActivity : Activity() {
 
     private fun buildForm() {
         val root = Ui.column(this)
-        root.addView(Ui.text(this, "Settings", 24f, bold = true))
+        root.addView(Ui.title(this, "Settings"))
         root.addView(errorLine(SettingsField.OTHER, root))
 
         root.addView(Ui.heading(this, "Server"))
         serverGroup = RadioGroup(this).apply { id = ID_SERVER_GROUP }
         for (p in catalogue) {
-            addServerButton(ServerChoice.Provider(p.id), "${p.displayName}\n${p.description}")
+            addServerButton(ServerChoice.Provider(p.id), Ui.twoLines(this, p.displayName, p.description))
         }
         addServerButton(ServerChoice.Custom, "Custom server")
         addServerButton(ServerChoice.NetworkResolvers, "The network's own resolvers (opportunistic mode only)")
@@ -118,7 +119,7 @@ class SettingsActivity : Activity() {
             Triple("Port", port, SettingsField.CUSTOM_PORT),
             Triple("Pins", pins, SettingsField.CUSTOM_PINS),
         )) {
-            customBlock.addView(Ui.text(this, label, 14f, bold = true))
+            customBlock.addView(Ui.label(this, label))
             customBlock.addView(input)
             customBlock.addView(errorLine(field, input))
         }
@@ -126,49 +127,36 @@ class SettingsActivity : Activity() {
 
         root.addView(Ui.heading(this, "Mode"))
         val modeGroup = RadioGroup(this).apply { id = ID_MODE_GROUP }
-        strict = RadioButton(this).apply {
+        strict = Ui.radio(this, Ui.twoLines(this, "Strict", "Authenticated TLS or no answer")).apply {
             id = ID_STRICT
-            text = "Strict: authenticated TLS or no answer"
         }
-        opportunistic = RadioButton(this).apply {
-            id = ID_OPPORTUNISTIC
-            text = "Opportunistic: TLS when it works, else the network's resolvers in clear text"
-        }
+        opportunistic = Ui.radio(
+            this,
+            Ui.twoLines(this, "Opportunistic", "TLS when it works, else the network's resolvers in clear text"),
+        ).apply { id = ID_OPPORTUNISTIC }
         modeGroup.addView(strict)
         modeGroup.addView(opportunistic)
         root.addView(modeGroup)
         root.addView(errorLine(SettingsField.MODE, modeGroup))
 
         root.addView(Ui.heading(this, "Apps"))
-        excludedButton = Button(this).apply { setOnClickListener { pickExcludedApps() } }
+        excludedButton = Ui.button(this, "", filled = false) { pickExcludedApps() }
         root.addView(excludedButton)
 
         root.addView(Ui.heading(this, "Other"))
-        startOnBoot = CheckBox(this).apply {
-            id = ID_START_ON_BOOT
-            text = "Start when the phone starts"
-        }
-        queryLog = CheckBox(this).apply {
-            id = ID_QUERY_LOG
-            text = "Keep a log of recent queries (in memory, last 200)"
-        }
+        startOnBoot = Ui.checkBox(this, "Start when the phone starts").apply { id = ID_START_ON_BOOT }
+        queryLog = Ui.checkBox(this, "Keep a log of recent queries (in memory, last 200)").apply { id = ID_QUERY_LOG }
         root.addView(startOnBoot)
         root.addView(queryLog)
 
-        root.addView(
-            Button(this).apply {
-                text = "Save"
-                setOnClickListener { save() }
-            },
-        )
+        root.addView(Ui.button(this, "Save") { save() })
         Ui.setScrollingContent(this, root)
     }
 
-    private fun addServerButton(choice: ServerChoice, label: String) {
-        val button = RadioButton(this).apply {
+    private fun addServerButton(choice: ServerChoice, label: CharSequence) {
+        val button = Ui.radio(this, label).apply {
             // Stable across re-creation, so the checked choice is restored.
             id = ID_SERVER_FIRST + serverButtons.size
-            text = label
         }
         serverButtons[button.id] = choice
         serverGroup.addView(button)

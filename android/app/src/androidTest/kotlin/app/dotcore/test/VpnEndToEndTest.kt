@@ -14,6 +14,8 @@ import app.dotcore.logic.ServiceState
 import app.dotcore.logic.Settings
 import app.dotcore.logic.StatusHub
 import app.dotcore.logic.Warning
+import app.dotcore.shared.AppChecks
+import app.dotcore.shared.AppDriver
 import org.junit.After
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertFalse
@@ -85,34 +87,23 @@ class VpnEndToEndTest {
         )
         val out = ping(uniqueName("example.org"))
         assertTrue("must not resolve: $out", out.contains("unknown host"))
-        waitFor("the failure is reported") { hub.status.value.server.lastFailure != null }
-        val stats = hub.refreshStats().stats
-        assertTrue("queries failed: $stats", stats.failures > 0)
-        assertEquals("never clear text in strict mode", 0, stats.cleartextQueries)
-        assertEquals(null, hub.status.value.server.validatedServer)
+        AppChecks.assertFailedClosed(device)
+        assertTrue("queries failed: ${device.status.stats}", device.status.stats.failures > 0)
     }
 
     @Test
     fun providerSwitchRestartsTheEngineButKeepsTheTunnel() {
-        startWith(Settings(server = ServerChoice.Provider("cloudflare")))
-        val tunnel = hub.status.value.tunnelGeneration
-        val engine = hub.status.value.engineGeneration
-        val quad9 = providers().first { it.id == "quad9" }.displayName
-
-        apply(Settings(server = ServerChoice.Provider("quad9")))
-        waitFor("the new engine runs") {
-            val s = hub.status.value
-            s.engineGeneration == engine + 1 && s.serverLabel == quad9 && s.service is ServiceState.Running
-        }
-        assertEquals("same tunnel", tunnel, hub.status.value.tunnelGeneration)
+        val quad9 = Settings(server = ServerChoice.Provider("quad9"))
+        AppChecks.engineChangeKeepsTheTunnel(
+            device,
+            first = Settings(server = ServerChoice.Provider("cloudflare")),
+            other = quad9,
+            otherLabel = providers().first { it.id == "quad9" }.displayName,
+        )
         val out = ping("dns.quad9.net")
         assertFalse("resolution through Quad9 failed: $out", out.contains("unknown host"))
         waitFor("Quad9 validated") { hub.status.value.server.validatedServer != null }
-
-        // Excluded apps are part of the tunnel: that change rebuilds it.
-        apply(Settings(server = ServerChoice.Provider("quad9"), excludedApps = setOf("com.android.settings")))
-        waitFor("a new tunnel") { hub.status.value.tunnelGeneration == tunnel + 1 }
-        assertTrue(hub.status.value.service is ServiceState.Running)
+        AppChecks.excludedAppsRebuildTheTunnel(device, quad9.copy(excludedApps = setOf("com.android.settings")))
     }
 
     @Test
@@ -126,6 +117,18 @@ class VpnEndToEndTest {
     }
 
     // --- helpers ---------------------------------------------------------------
+
+    /** The shared checks' view of this device. */
+    private val device = object : AppDriver {
+        override val status: AppStatus get() = hub.refreshStats()
+
+        override fun start(settings: Settings) = startWith(settings)
+
+        override fun apply(settings: Settings) = this@VpnEndToEndTest.apply(settings)
+
+        override fun waitFor(what: String, timeoutMillis: Long, condition: () -> Boolean) =
+            this@VpnEndToEndTest.waitFor(what, timeoutMillis, condition)
+    }
 
     private fun startWith(settings: Settings) {
         repository.save(settings)

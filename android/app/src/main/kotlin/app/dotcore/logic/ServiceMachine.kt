@@ -31,6 +31,13 @@ sealed interface ServiceEvent {
     /** The settings were saved while the service may be running. */
     data class SettingsChanged(val settings: Settings) : ServiceEvent
 
+    /**
+     * Re-read the platform settings the warnings depend on (always-on
+     * lockdown): the status screen came to the front, or Android sent the
+     * always-on start again.
+     */
+    data object Recheck : ServiceEvent
+
     /** Internal: every effect of a start succeeded. */
     data object Started : ServiceEvent
 
@@ -77,6 +84,9 @@ sealed interface Effect {
     /** Redraw the notification (provider or mode changed). */
     data object RefreshNotification : Effect
 
+    /** Read the platform settings behind the warnings again and publish them. */
+    data object RecheckPlatform : Effect
+
     /** Leave the foreground and stop the service; tell the user [error] if any. */
     data class LeaveForeground(val error: String?) : Effect
 }
@@ -84,7 +94,8 @@ sealed interface Effect {
 /**
  * A transition: the next state, the effects to run in order, and the event
  * to feed back when all of them succeeded ([then]). When an effect fails
- * the executor feeds [ServiceEvent.Failed] instead and skips the rest.
+ * the executor feeds [ServiceEvent.Failed] instead and skips the rest;
+ * an effect that throws has failed too.
  */
 data class Transition(
     val next: ServiceState,
@@ -131,7 +142,7 @@ class ServiceMachine(initial: ServiceState = ServiceState.Stopped()) {
                 // A stop or a settings change for a service that is not
                 // running (the intent itself created the service): leave at
                 // once so it does not linger.
-                ServiceEvent.Stop, ServiceEvent.Revoked, is ServiceEvent.SettingsChanged ->
+                ServiceEvent.Stop, ServiceEvent.Revoked, is ServiceEvent.SettingsChanged, ServiceEvent.Recheck ->
                     Transition(state, listOf(Effect.LeaveForeground(null)))
                 // Stale internal events.
                 ServiceEvent.Started, is ServiceEvent.Failed -> Transition(state)
@@ -144,7 +155,8 @@ class ServiceMachine(initial: ServiceState = ServiceState.Stopped()) {
                 ServiceEvent.Revoked -> stop(REVOKED)
                 // The executor feeds Started or Failed right after the start
                 // effects, before any other event; anything else is stale.
-                is ServiceEvent.Start, is ServiceEvent.SettingsChanged -> Transition(state)
+                // (Establishing the tunnel reads the platform settings too.)
+                is ServiceEvent.Start, is ServiceEvent.SettingsChanged, ServiceEvent.Recheck -> Transition(state)
             }
 
             is ServiceState.Running -> when (event) {
@@ -153,6 +165,7 @@ class ServiceMachine(initial: ServiceState = ServiceState.Stopped()) {
                 is ServiceEvent.Failed -> fail(event.reason)
                 ServiceEvent.Stop -> stop(null)
                 ServiceEvent.Revoked -> stop(REVOKED)
+                ServiceEvent.Recheck -> Transition(state, listOf(Effect.RecheckPlatform))
                 ServiceEvent.Started -> Transition(state)
             }
         }

@@ -151,4 +151,17 @@ class ServiceMachineTest {
         assertNull(ServiceEvent.fromEngine(EngineEvent.TlsRestored))
         assertNull(ServiceEvent.fromEngine(EngineEvent.Stopped))
     }
+
+    @Test
+    fun aRecheckRereadsThePlatformOnlyWhileRunning() {
+        val m = running()
+        val t = m.on(ServiceEvent.Recheck)
+        assertEquals(ServiceState.Running(cloudflare), t.next)
+        assertEquals(listOf(Effect.RecheckPlatform), t.effects)
+        // Starting reads it when it builds the tunnel; a stopped service was
+        // created by the recheck intent itself and leaves.
+        val starting = ServiceMachine().also { it.on(ServiceEvent.Start(cloudflare)) }
+        assertTrue(starting.on(ServiceEvent.Recheck).effects.isEmpty())
+        assertEquals(listOf(Effect.LeaveForeground(null)), ServiceMachine().on(ServiceEvent.Recheck).effects)
+    }
 }

@@ -11,6 +11,9 @@ import android.os.Looper
 import android.view.View
 import android.view.ViewGroup
 import app.dotcore.DotVpnService
+import app.dotcore.SettingsRepository
+import app.dotcore.logic.Settings
+import app.dotcore.shared.AppDriver
 import app.dotcore.ffi.tunInterfaceAddresses
 import app.dotcore.ffi.virtualDnsAddresses
 import org.junit.Assert.assertEquals
@@ -166,4 +169,31 @@ fun queryThroughTunnel(name: String, id: Int, timeoutMillis: Int = 10_000): Byte
         if (Packets.dnsId(dns) == id) return dns
     }
     return null
+}
+
+/**
+ * The shared checks' ([app.dotcore.shared.AppChecks]) view of the app under
+ * Robolectric: the service started as the system would, and the intents
+ * the app sends it delivered by hand (Robolectric only records them).
+ */
+class RobolectricDriver : AppDriver {
+    var running: RunningService? = null
+        private set
+
+    override val status: AppStatus get() = hub.refreshStats()
+
+    override fun start(settings: Settings) {
+        SettingsRepository(app).save(settings)
+        running = RunningService(DotVpnService.intent(app, DotVpnService.ACTION_START)).also { it.awaitRunning() }
+    }
+
+    override fun apply(settings: Settings) {
+        SettingsRepository(app).save(settings)
+        DotVpnService.applySettings(app)
+        val sent = generateSequence { shadowOf(app).nextStartedService }.last { it.action == DotVpnService.ACTION_APPLY }
+        (running ?: error("not started")).command(sent)
+    }
+
+    override fun waitFor(what: String, timeoutMillis: Long, condition: () -> Boolean) =
+        awaitUntil(what, timeoutMillis, condition)
 }

@@ -10,6 +10,7 @@ import com.sun.jna.Native
  */
 interface LibC : Library {
     fun socketpair(domain: Int, type: Int, protocol: Int, sv: IntArray): Int
+    fun open(path: String, flags: Int): Int
     fun dup(fd: Int): Int
     fun close(fd: Int): Int
     fun fcntl(fd: Int, cmd: Int, arg: Int): Int
@@ -24,9 +25,26 @@ interface LibC : Library {
         const val F_GETFD = 1
         const val F_GETFL = 3
         const val O_NONBLOCK = 0x800
+        const val O_RDWR = 2
         const val POLLIN: Short = 1
 
         fun isOpen(fd: Int): Boolean = INSTANCE.fcntl(fd, F_GETFD, 0) != -1
+
+        /**
+         * Whether the other end of the socketpair [fd] is closed (by everyone
+         * holding it: the service's descriptor and the engine's duplicate)
+         * within [timeoutMillis]; packets still queued are skipped.
+         */
+        fun peerClosed(fd: Int, timeoutMillis: Long): Boolean {
+            val deadline = System.currentTimeMillis() + timeoutMillis
+            val buf = ByteArray(65536)
+            while (System.currentTimeMillis() < deadline) {
+                val pfd = shortArrayOf((fd and 0xffff).toShort(), (fd ushr 16).toShort(), POLLIN, 0)
+                if (INSTANCE.poll(pfd, 1, 100) <= 0) continue
+                if (INSTANCE.read(fd, buf, buf.size.toLong()) == 0L) return true
+            }
+            return false
+        }
 
         /** Reads one packet from [fd], or null if none arrives within [timeoutMillis]. */
         fun readPacket(fd: Int, timeoutMillis: Int): ByteArray? {

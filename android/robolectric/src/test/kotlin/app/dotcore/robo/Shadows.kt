@@ -77,6 +77,8 @@ class ShadowTunBuilder {
     @Implementation
     fun establish(): ParcelFileDescriptor? {
         if (refuse) return null
+        failure?.let { throw it }
+        descriptor?.let { open -> return ParcelFileDescriptor.adoptFd(open()) }
         val pair = IntArray(2)
         check(LibC.INSTANCE.socketpair(LibC.AF_UNIX, LibC.SOCK_SEQPACKET, 0, pair) == 0) { "socketpair failed" }
         synchronized(ShadowTunBuilder) {
@@ -96,6 +98,12 @@ class ShadowTunBuilder {
         /** establish() returns null, as when the user has not consented. */
         @Volatile var refuse = false
 
+        /** establish() throws this, as the platform does for a configuration it rejects. */
+        @Volatile var failure: RuntimeException? = null
+
+        /** establish() returns this descriptor instead of a socketpair's end (and records nothing). */
+        @Volatile var descriptor: (() -> Int)? = null
+
         val established: List<TunnelSpec> get() = synchronized(this) { specs.toList() }
 
         /** The test's end of the newest tunnel. */
@@ -106,6 +114,8 @@ class ShadowTunBuilder {
             peers.clear()
             specs.clear()
             refuse = false
+            failure = null
+            descriptor = null
         }
     }
 }
@@ -207,4 +217,24 @@ fun installApp(pkg: String) {
     }
     org.robolectric.Shadows.shadowOf(pm).installPackage(info)
     check(runCatching { pm.getApplicationInfo(pkg, 0) }.isSuccess) { "$pkg not installed" }
+}
+
+/**
+ * TileService.startActivityAndCollapse(PendingIntent) (API 34+) asks the
+ * system's status bar service, which Robolectric does not have (the real
+ * method would throw). This one does what the system does: sends the
+ * PendingIntent, so the activity start shows in the application's
+ * started activities; and records it.
+ */
+@Implements(android.service.quicksettings.TileService::class)
+class ShadowCollapsingTileService : org.robolectric.shadows.ShadowTileService() {
+    @Implementation
+    fun startActivityAndCollapse(pendingIntent: android.app.PendingIntent) {
+        collapsedTo = pendingIntent
+        pendingIntent.send()
+    }
+
+    companion object {
+        @Volatile var collapsedTo: android.app.PendingIntent? = null
+    }
 }

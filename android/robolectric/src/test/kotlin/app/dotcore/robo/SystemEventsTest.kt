@@ -7,6 +7,7 @@ import android.service.quicksettings.Tile
 import app.dotcore.BootReceiver
 import app.dotcore.DotTileService
 import app.dotcore.DotVpnService
+import app.dotcore.MainActivity
 import app.dotcore.SettingsRepository
 import app.dotcore.ffi.PowerState
 import app.dotcore.logic.ServiceState
@@ -32,6 +33,7 @@ class SystemEventsTest {
 
     @Before fun setUp() {
         ShadowTunBuilder.clear()
+        ShadowCollapsingTileService.collapsedTo = null
         SpyDotEngine.clear()
         ShadowProtectingVpnService.reset()
         configureNetwork(listOf("192.0.2.1"))
@@ -143,6 +145,36 @@ class SystemEventsTest {
         assertEquals(Tile.STATE_ACTIVE, tile.qsTile.state)
         tile.onClick()
         assertEquals(DotVpnService.ACTION_STOP, shadowOf(app).nextStartedService?.action)
+    }
+
+    @Test
+    fun `a tile tap without VPN consent opens the app's consent flow`() {
+        SettingsRepository(app).save(Settings())
+        val consent = Intent("com.android.vpndialogs.ConfirmDialog")
+        ShadowProtectingVpnService.consent = consent
+        val tile = Robolectric.buildService(DotTileService::class.java).create().get()
+        tile.onStartListening()
+        tile.onClick()
+        assertNull("nothing may start before consent", shadowOf(app).peekNextStartedService())
+        assertNotNull("the tile collapses the shade into an activity", ShadowCollapsingTileService.collapsedTo)
+        val opened = shadowOf(app).nextStartedActivity
+        assertNotNull("the tap opens an activity", opened)
+        assertEquals(android.content.ComponentName(app, MainActivity::class.java), opened.component)
+
+        // That activity asks for the consent at once, as its switch would.
+        val screen = Robolectric.buildActivity(MainActivity::class.java, opened).setup().get()
+        val asked = shadowOf(screen).nextStartedActivityForResult
+        assertNotNull("the app must show Android's VPN consent dialog", asked)
+        assertEquals(consent.action, asked.intent.action)
+
+        // Allowed: the VPN starts.
+        ShadowProtectingVpnService.consent = null
+        shadowOf(screen).receiveResult(asked.intent, android.app.Activity.RESULT_OK, null)
+        val start = shadowOf(app).nextStartedService
+        assertEquals(DotVpnService.ACTION_START, start?.action)
+        running = RunningService(start).also { it.awaitRunning() }
+        tile.onStartListening()
+        assertEquals(Tile.STATE_ACTIVE, tile.qsTile.state)
     }
 
     private companion object {
