@@ -41,20 +41,21 @@ struct Pool {
     used: usize,
 }
 
-thread_local! {
-    static POOL: std::cell::RefCell<Pool> = const {
-        std::cell::RefCell::new(Pool { bytes: [0; POOL_BYTES], used: POOL_BYTES })
-    };
-}
+/// One pool for the process: IDs are drawn from the engine's one thread, so
+/// the lock is uncontended.
+static POOL: std::sync::Mutex<Pool> = std::sync::Mutex::new(Pool {
+    bytes: [0; POOL_BYTES],
+    used: POOL_BYTES,
+});
 
-/// The OS CSPRNG. Small requests are served from a per-thread buffer of
+/// The OS CSPRNG. Small requests are served from a process-wide buffer of
 /// OS output, each byte handed out once; a failed refill fails the request.
 pub(crate) fn system(buf: &mut [u8]) -> Result<(), RngFailed> {
     if buf.len() > POOL_BYTES / 4 {
         return SYSTEM.fill(buf).map_err(|_| RngFailed);
     }
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
+    {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
         if POOL_BYTES - pool.used < buf.len() {
             SYSTEM.fill(&mut pool.bytes).map_err(|_| RngFailed)?;
             pool.used = 0;
@@ -65,7 +66,7 @@ pub(crate) fn system(buf: &mut [u8]) -> Result<(), RngFailed> {
         pool.bytes[start..start + buf.len()].fill(0);
         pool.used += buf.len();
         Ok(())
-    })
+    }
 }
 
 /// A random 16-bit ID from `random`.
