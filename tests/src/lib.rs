@@ -49,3 +49,20 @@ pub fn custom_upstream(
         pins,
     }])
 }
+
+/// The `dotcore` CLI binary next to the running test's executable
+/// (target/<profile>/), which no test target builds itself.
+pub fn dotcore_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable in target/<profile>/deps");
+    let bin = dir.join("dotcore");
+    assert!(
+        bin.exists(),
+        "{} missing: build with `cargo build -p dotcore --features cli` (the test script does)",
+        bin.display()
+    );
+    bin
+}

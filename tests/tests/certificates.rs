@@ -10,7 +10,7 @@
 //! `ServerFailureKind` and text. See docs/certificates.md.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use dotcore::tls::{self, ChainVerifier, ServerTls};
 use dotcore::{Config, CustomServer, Mode, Resolver, Upstream};
 use dotcore_tests::openssl_pki::{Issued, KeyType, LeafSpec, OpensslPki, Validity};
 use dotcore_tests::unbound::{self as zone, UnboundOptions, UnboundServer};
-use dotcore_tests::{kdig, require_tool};
+use dotcore_tests::{dotcore_bin, kdig, require_tool};
 
 /// Whether the tools every test here needs are installed.
 fn tools() -> bool {
@@ -762,19 +762,6 @@ async fn a_server_offering_only_tls_1_1_or_1_0_is_refused_for_its_version() {
 // ---------------------------------------------------------------------------
 // The CLI
 // ---------------------------------------------------------------------------
-
-/// The `dotcore` binary next to this test's executable (target/<profile>/).
-fn dotcore_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("dotcore");
-    assert!(
-        bin.exists(),
-        "{} missing: build with `cargo build -p dotcore --features cli` (the test script does)",
-        bin.display()
-    );
-    bin
-}
 
 #[test]
 fn dotcore_query_with_ca_accepts_a_self_signed_certificate_by_name_or_address() {

@@ -2,25 +2,11 @@
 //! handling of bad input. Clients of the proxy are dig and kdig.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dotcore_tests::unbound::{self as zone, UnboundOptions, UnboundServer};
-use dotcore_tests::{dig, kdig, require_tool};
-
-/// The `dotcore` binary next to this test's executable (target/<profile>/).
-fn dotcore_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("dotcore");
-    assert!(
-        bin.exists(),
-        "{} missing: build with `cargo build -p dotcore --features cli` (the test script does)",
-        bin.display()
-    );
-    bin
-}
+use dotcore_tests::{dig, dotcore_bin, kdig, require_tool};
 
 fn dotcore(args: &[&str]) -> Output {
     Command::new(dotcore_bin())

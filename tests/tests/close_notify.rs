@@ -8,13 +8,13 @@
 //! traffic stays on 127.0.0.1; every wait is bounded.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dotcore::message::build_query;
 use dotcore::{CacheConfig, Config, CustomServer, Engine, Mode, NoHost, Resolver, Upstream};
+use dotcore_tests::dotcore_bin;
 use dotcore_tests::fault_server::{Behaviour, FaultServer, Stats, TlsIdentity};
 
 const NAME: &str = "dot.test";
@@ -114,17 +114,6 @@ async fn a_server_closing_first_gets_close_notify_back() {
         .unwrap();
     assert_eq!((clean, bare), (1, 0));
     resolver.shutdown().await;
-}
-
-fn dotcore_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("dotcore");
-    assert!(
-        bin.exists(),
-        "{} missing: build with `cargo build -p dotcore --features cli` (the test script does)",
-        bin.display()
-    );
-    bin
 }
 
 #[test]
