@@ -340,26 +340,28 @@ def doc_block(results, meta, tbl):
     return "\n".join(lines)
 
 
-def update_doc(path, block):
+def update_doc(path, block, begin=BEGIN, end=END, section=SECTION):
+    """Replaces the generated block between `begin` and `end` in `path`, or
+    puts it under `section` (added at the end when missing)."""
     try:
         with open(path) as f:
             text = f.read()
     except FileNotFoundError:
         text = "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        pre = text[: text.index(BEGIN)]
-        post = text[text.index(END) + len(END):]
+    if begin in text and end in text:
+        pre = text[: text.index(begin)]
+        post = text[text.index(end) + len(end):]
         text = pre + block + post
-    elif SECTION in text:
+    elif section in text:
         # Put the block right under the section heading.
-        i = text.index(SECTION) + len(SECTION)
+        i = text.index(section) + len(section)
         nl = text.find("\n", i)
         nl = len(text) if nl < 0 else nl
         text = text[: nl + 1] + "\n" + block + "\n" + text[nl + 1:]
     else:
         if not text.endswith("\n"):
             text += "\n"
-        text += "\n" + SECTION + "\n\n" + block + "\n"
+        text += "\n" + section + "\n\n" + block + "\n"
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
