@@ -35,6 +35,9 @@ class StartFailureTest {
         SpyDotEngine.clear()
         configureNetwork(listOf("192.0.2.1"))
         SettingsRepository(app).save(Settings())
+        // The hub is process-wide: a failure left by the previous test must
+        // not satisfy this test's wait before its own start has begun.
+        hub.serviceState(ServiceState.Stopped(null))
     }
 
     @After fun tearDown() {
@@ -42,11 +45,13 @@ class StartFailureTest {
         ShadowTunBuilder.clear()
     }
 
-    /** Starts the service with the status screen open; returns the screen. */
-    private fun startAndAwaitStop(): MainActivity {
+    /** Starts the service with the status screen open; returns the screen once the start failed with [reason]. */
+    private fun startAndAwaitStop(reason: String): MainActivity {
         val activity = Robolectric.buildActivity(MainActivity::class.java).setup().get()
         running = RunningService(DotVpnService.intent(app, DotVpnService.ACTION_START))
-        awaitUntil("the start fails") { status.service.let { it is ServiceState.Stopped && it.error != null } }
+        awaitUntil("the start fails with \"$reason\"") {
+            status.service.let { it is ServiceState.Stopped && it.error?.contains(reason) == true }
+        }
         return activity
     }
 
@@ -80,7 +85,7 @@ class StartFailureTest {
         ShadowTunBuilder.descriptor = {
             LibC.INSTANCE.open(f.path, LibC.O_RDWR).also { check(it >= 0) { "open ${f.path} failed" } }
         }
-        val activity = startAndAwaitStop()
+        val activity = startAndAwaitStop("tunnel: ")
         assertVisibleFailure(activity, "tunnel: ")
         assertEquals(
             "the engine that was created is stopped again",
@@ -94,7 +99,7 @@ class StartFailureTest {
         // What VpnService.Builder.establish() throws for a configuration the
         // system rejects; the service did not expect this one.
         ShadowTunBuilder.failure = IllegalArgumentException("Bad address")
-        val activity = startAndAwaitStop()
+        val activity = startAndAwaitStop("the VPN could not be set up: Bad address")
         assertVisibleFailure(activity, "the VPN could not be set up: Bad address")
         assertTrue("no engine was started", SpyDotEngine.started.isEmpty())
     }
