@@ -310,6 +310,17 @@ impl From<dotcore::failure::ServerFailure> for ServerFailure {
     }
 }
 
+/// The stable names of every failure kind the engine reports (`kind` of
+/// [`ServerFailure`] and of `EngineEvent.ServerFailed`), so an app can check
+/// that it has something to say about each.
+#[uniffi::export]
+pub fn server_failure_kinds() -> Vec<String> {
+    dotcore::failure::ServerFailureKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_string())
+        .collect()
+}
+
 /// One address of one configured server, as the engine last saw it.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct UpstreamStatus {

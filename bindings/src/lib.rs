@@ -48,8 +48,8 @@ pub use config::{
     CustomServer, EngineConfig, IdleSettings, Mode, NetworkInfo, PowerState, Provider, Upstream,
 };
 pub use engine::{
-    AnswerSource, DnsAnswer, DnsRecord, DotEngine, EngineEvent, EngineStats, HostDelegate,
-    ServerFailure, UpstreamStatus,
+    server_failure_kinds, AnswerSource, DnsAnswer, DnsRecord, DotEngine, EngineEvent, EngineStats,
+    HostDelegate, ServerFailure, UpstreamStatus,
 };
 pub use error::DotError;
-pub use vpn::{tun_interface_addresses, virtual_dns_addresses, IpPrefix};
+pub use vpn::{tunnel_config, IpPrefix, TunnelConfig};

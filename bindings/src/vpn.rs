@@ -1,5 +1,7 @@
-//! What `VpnService.Builder` needs from the engine: the addresses of the TUN
-//! interface and the virtual DNS servers apps are told to use.
+//! What `VpnService.Builder` needs from the engine: one record with the
+//! TUN interface's addresses, its routes, the DNS servers to announce and
+//! its MTU (the core's [`dotcore::net::tunnel_config`]). The app passes
+//! each field on and derives nothing itself.
 
 /// An address with prefix length, for `VpnService.Builder.addAddress` or
 /// `addRoute`.
@@ -11,31 +13,42 @@ pub struct IpPrefix {
     pub prefix_length: i32,
 }
 
-/// The DNS server addresses to announce (`Builder.addDnsServer`) and route
-/// into the tunnel (`Builder.addRoute(address, 32 or 128)`): the engine
-/// answers DNS sent to them on the TUN device. IPv4 first, then IPv6.
-#[uniffi::export]
-pub fn virtual_dns_addresses() -> Vec<String> {
-    vec![
-        dotcore::tun::VIRTUAL_DNS_V4.to_string(),
-        dotcore::tun::VIRTUAL_DNS_V6.to_string(),
-    ]
+impl From<dotcore::net::IpPrefix> for IpPrefix {
+    fn from(p: dotcore::net::IpPrefix) -> Self {
+        IpPrefix {
+            address: p.address.to_string(),
+            prefix_length: i32::from(p.length),
+        }
+    }
 }
 
-/// The addresses of the TUN interface itself (`Builder.addAddress`); DNS
-/// queries arrive from them. IPv4 first, then IPv6.
+/// The TUN interface the engine serves, as the app builds it. IPv4 before
+/// IPv6 in each list.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TunnelConfig {
+    /// The interface's own addresses (`Builder.addAddress`); DNS queries
+    /// arrive from them.
+    pub interface_addresses: Vec<IpPrefix>,
+    /// Everything routed into the tunnel (`Builder.addRoute`): the virtual
+    /// DNS servers' host routes only, so other traffic bypasses the VPN.
+    pub routes: Vec<IpPrefix>,
+    /// The DNS servers to announce (`Builder.addDnsServer`); the engine
+    /// answers DNS sent to them on the TUN device.
+    pub dns_servers: Vec<String>,
+    /// The interface MTU (`Builder.setMtu`).
+    pub mtu: i32,
+}
+
+/// The configuration of the TUN interface to build for the engine.
 #[uniffi::export]
-pub fn tun_interface_addresses() -> Vec<IpPrefix> {
-    vec![
-        IpPrefix {
-            address: dotcore::tun::TUN_ADDRESS_V4.to_string(),
-            prefix_length: i32::from(dotcore::tun::TUN_PREFIX_V4),
-        },
-        IpPrefix {
-            address: dotcore::tun::TUN_ADDRESS_V6.to_string(),
-            prefix_length: i32::from(dotcore::tun::TUN_PREFIX_V6),
-        },
-    ]
+pub fn tunnel_config() -> TunnelConfig {
+    let c = dotcore::net::tunnel_config();
+    TunnelConfig {
+        interface_addresses: c.interface_addresses.into_iter().map(Into::into).collect(),
+        routes: c.routes.into_iter().map(Into::into).collect(),
+        dns_servers: c.dns_servers.iter().map(ToString::to_string).collect(),
+        mtu: i32::from(c.mtu),
+    }
 }
 
 #[cfg(test)]
@@ -43,17 +56,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_parse_and_differ() {
-        let dns: Vec<std::net::IpAddr> = virtual_dns_addresses()
+    fn the_record_carries_the_cores_configuration() {
+        let core = dotcore::net::tunnel_config();
+        let ffi = tunnel_config();
+        assert_eq!(ffi.mtu, i32::from(core.mtu));
+        let dns: Vec<std::net::IpAddr> =
+            ffi.dns_servers.iter().map(|a| a.parse().unwrap()).collect();
+        assert_eq!(dns, core.dns_servers);
+        assert!(dns.iter().all(|ip| dotcore::net::is_virtual_dns(*ip)));
+        let routes: Vec<(String, i32)> = ffi
+            .routes
             .iter()
-            .map(|a| a.parse().unwrap())
+            .map(|p| (p.address.clone(), p.prefix_length))
             .collect();
-        assert!(dns[0].is_ipv4() && dns[1].is_ipv6());
-        assert!(dns.iter().all(|ip| dotcore::tun::is_virtual_dns(*ip)));
-        for (p, dns) in tun_interface_addresses().iter().zip(&dns) {
-            let ip: std::net::IpAddr = p.address.parse().unwrap();
-            assert_ne!(&ip, dns, "the interface is not the DNS server");
-            assert!(p.prefix_length > 0);
-        }
+        assert_eq!(
+            routes,
+            [
+                ("10.111.222.3".to_string(), 32),
+                ("fd64:d07c:0:1::53".to_string(), 128)
+            ]
+        );
+        let own: Vec<(String, i32)> = ffi
+            .interface_addresses
+            .iter()
+            .map(|p| (p.address.clone(), p.prefix_length))
+            .collect();
+        assert_eq!(
+            own,
+            [
+                ("10.111.222.1".to_string(), 32),
+                ("fd64:d07c:0:1::1".to_string(), 128)
+            ]
+        );
     }
 }

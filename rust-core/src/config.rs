@@ -222,7 +222,7 @@ pub enum ConfigError {
         server: usize,
     },
     /// One of the engine's own virtual DNS addresses
-    /// ([`crate::tun::VIRTUAL_DNS_V4`], [`crate::tun::VIRTUAL_DNS_V6`]) given
+    /// ([`crate::net::VIRTUAL_DNS_V4`], [`crate::net::VIRTUAL_DNS_V6`]) given
     /// as a server: queries sent there would come back to the engine.
     OwnAddress {
         /// Index of the server.
@@ -489,7 +489,7 @@ fn custom_server(
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(own) = addresses
         .iter()
-        .find(|a| crate::tun::is_virtual_dns(a.ip()))
+        .find(|a| crate::net::is_virtual_dns(a.ip()))
     {
         return Err(ConfigError::OwnAddress {
             server: i,

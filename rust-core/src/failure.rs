@@ -51,6 +51,28 @@ pub enum ServerFailureKind {
 }
 
 impl ServerFailureKind {
+    /// Every kind, in declaration order: for consumers that must handle
+    /// each (the app's advice per kind is tested against this list).
+    pub const ALL: [ServerFailureKind; 17] = [
+        ServerFailureKind::ConnectionRefused,
+        ServerFailureKind::ConnectTimedOut,
+        ServerFailureKind::NetworkUnreachable,
+        ServerFailureKind::ConnectFailed,
+        ServerFailureKind::TlsAlert,
+        ServerFailureKind::TlsVersion,
+        ServerFailureKind::CertificateNameMismatch,
+        ServerFailureKind::CertificateExpired,
+        ServerFailureKind::CertificateNotYetValid,
+        ServerFailureKind::CertificateWrongPurpose,
+        ServerFailureKind::CertificateUntrusted,
+        ServerFailureKind::CertificateIsCa,
+        ServerFailureKind::CertificateInvalid,
+        ServerFailureKind::PinMismatch,
+        ServerFailureKind::ProtocolError,
+        ServerFailureKind::AnswerTimedOut,
+        ServerFailureKind::ConnectionLost,
+    ];
+
     /// The kind's stable name (snake case), as JSON and the FFI carry it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -120,5 +142,46 @@ impl ServerFailure {
 impl fmt::Display for ServerFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerFailureKind;
+
+    /// `ALL` must list every variant once: a new variant is a compile error
+    /// in this match until it is also added to `ALL` (its index here).
+    #[test]
+    fn all_lists_every_kind_once() {
+        for (i, kind) in ServerFailureKind::ALL.iter().enumerate() {
+            let position = match kind {
+                ServerFailureKind::ConnectionRefused => 0,
+                ServerFailureKind::ConnectTimedOut => 1,
+                ServerFailureKind::NetworkUnreachable => 2,
+                ServerFailureKind::ConnectFailed => 3,
+                ServerFailureKind::TlsAlert => 4,
+                ServerFailureKind::TlsVersion => 5,
+                ServerFailureKind::CertificateNameMismatch => 6,
+                ServerFailureKind::CertificateExpired => 7,
+                ServerFailureKind::CertificateNotYetValid => 8,
+                ServerFailureKind::CertificateWrongPurpose => 9,
+                ServerFailureKind::CertificateUntrusted => 10,
+                ServerFailureKind::CertificateIsCa => 11,
+                ServerFailureKind::CertificateInvalid => 12,
+                ServerFailureKind::PinMismatch => 13,
+                ServerFailureKind::ProtocolError => 14,
+                ServerFailureKind::AnswerTimedOut => 15,
+                ServerFailureKind::ConnectionLost => 16,
+            };
+            assert_eq!(i, position, "{kind} out of place in ALL");
+        }
+        let mut names: Vec<&str> = ServerFailureKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            ServerFailureKind::ALL.len(),
+            "names are distinct"
+        );
     }
 }

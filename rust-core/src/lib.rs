@@ -27,6 +27,7 @@ mod fallback;
 pub mod framing;
 pub mod host;
 pub mod message;
+pub mod net;
 pub mod packet;
 pub mod policy;
 pub mod providers;

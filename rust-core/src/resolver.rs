@@ -742,7 +742,7 @@ impl Drop for InflightGuard<'_> {
 /// a protected socket, to an address that exists nowhere).
 fn without_own_addresses(mut resolvers: Vec<SocketAddr>) -> Vec<SocketAddr> {
     resolvers.retain(|r| {
-        let own = crate::tun::is_virtual_dns(r.ip());
+        let own = crate::net::is_virtual_dns(r.ip());
         if own {
             log::warn!("network resolver {r} is dotcore's own virtual DNS address; ignored");
         }
@@ -757,8 +757,8 @@ mod tests {
 
     #[test]
     fn own_virtual_addresses_are_never_network_resolvers() {
-        let own4 = SocketAddr::new(crate::tun::VIRTUAL_DNS_V4.into(), 53);
-        let own6 = SocketAddr::new(crate::tun::VIRTUAL_DNS_V6.into(), 53);
+        let own4 = SocketAddr::new(crate::net::VIRTUAL_DNS_V4.into(), 53);
+        let own6 = SocketAddr::new(crate::net::VIRTUAL_DNS_V6.into(), 53);
         let real: SocketAddr = "192.0.2.53:53".parse().unwrap();
         assert_eq!(without_own_addresses(vec![own4, real, own6]), vec![real]);
     }

@@ -36,9 +36,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dotcore::tun::{
-    TUN_ADDRESS_V4, TUN_ADDRESS_V6, TUN_PREFIX_V4, TUN_PREFIX_V6, VIRTUAL_DNS_V4, VIRTUAL_DNS_V6,
-};
+use dotcore::net::{tunnel_config, VIRTUAL_DNS_V4, VIRTUAL_DNS_V6};
 
 use crate::unbound::{find_tool, require_tool, spawn_tied, UnboundOptions, UnboundServer};
 
@@ -794,41 +792,26 @@ fn build_topology(phone: &Netns, network: &Netns) -> Result<(), String> {
     ])?;
     network.ip(&["link", "set", NET_VETH, "up"])?;
 
-    // The TUN device as the VpnService builder would set it up: its own
-    // addresses, and routes for the virtual DNS addresses only. Created
-    // persistent here so it is configured before dotcore attaches.
+    // The TUN device as the VpnService builder sets it up, from the same
+    // record the app reads (`tunnel_config`): its own addresses, MTU, and
+    // routes for the virtual DNS addresses only. Created persistent here so
+    // it is configured before dotcore attaches.
+    let tunnel = tunnel_config();
     phone.ip(&["tuntap", "add", "dev", TUN_DEV, "mode", "tun"])?;
-    phone.ip(&[
-        "addr",
-        "add",
-        &format!("{TUN_ADDRESS_V4}/{TUN_PREFIX_V4}"),
-        "dev",
-        TUN_DEV,
-    ])?;
-    phone.ip(&[
-        "addr",
-        "add",
-        &format!("{TUN_ADDRESS_V6}/{TUN_PREFIX_V6}"),
-        "dev",
-        TUN_DEV,
-        "nodad",
-    ])?;
-    phone.ip(&["link", "set", TUN_DEV, "up"])?;
-    phone.ip(&[
-        "route",
-        "add",
-        &format!("{VIRTUAL_DNS_V4}/32"),
-        "dev",
-        TUN_DEV,
-    ])?;
-    phone.ip(&[
-        "-6",
-        "route",
-        "add",
-        &format!("{VIRTUAL_DNS_V6}/128"),
-        "dev",
-        TUN_DEV,
-    ])?;
+    for own in &tunnel.interface_addresses {
+        let mut args = vec!["addr".to_string(), "add".into(), own.to_string()];
+        args.extend(["dev".into(), TUN_DEV.into()]);
+        if own.address.is_ipv6() {
+            args.push("nodad".into());
+        }
+        phone.ip(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    let mtu = tunnel.mtu.to_string();
+    phone.ip(&["link", "set", TUN_DEV, "mtu", &mtu, "up"])?;
+    for route in &tunnel.routes {
+        let family = if route.address.is_ipv6() { "-6" } else { "-4" };
+        phone.ip(&[family, "route", "add", &route.to_string(), "dev", TUN_DEV])?;
+    }
     // glibc (getent, Python) in the phone asks the virtual addresses only.
     phone.write_etc(
         "resolv.conf",

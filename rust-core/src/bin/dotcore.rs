@@ -539,8 +539,8 @@ async fn tun(dev: &str, args: &ServerArgs) -> Result<ExitCode, String> {
     let engine = dotcore::Engine::start(&config, fd, host.clone()).map_err(|e| e.to_string())?;
     eprintln!(
         "dotcore: answering DNS on {name} at {} and {}",
-        dotcore::tun::VIRTUAL_DNS_V4,
-        dotcore::tun::VIRTUAL_DNS_V6
+        dotcore::net::VIRTUAL_DNS_V4,
+        dotcore::net::VIRTUAL_DNS_V6
     );
     let mut exit = ExitCode::SUCCESS;
     loop {

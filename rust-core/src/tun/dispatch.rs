@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::is_virtual_dns;
 use super::stack::TcpStack;
 use super::stats::PacketCounters;
+use crate::net::is_virtual_dns;
 use crate::packet::{
     build_udp_reply, classify_and_count, client_udp_payload_limit, parse, truncate_dns_response,
     DropReason, Packet, PacketStats, ParsedUdp, Verdict,

@@ -28,7 +28,8 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use tokio::time::{Duration, Instant};
 
 use super::stats::PacketCounters;
-use super::{MAX_TCP_CONNECTIONS, VIRTUAL_DNS_V4, VIRTUAL_DNS_V6};
+use super::MAX_TCP_CONNECTIONS;
+use crate::net::{VIRTUAL_DNS_V4, VIRTUAL_DNS_V6};
 use crate::packet::{ParsedTcp, DNS_PORT};
 
 /// Queries of one connection being resolved at once (RFC 7766 pipelining).

@@ -5,7 +5,7 @@
 //! on loopback through the opportunistic fallback (the DoT server given is
 //! a closed port), so every answer crosses real sockets.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +18,7 @@ use crate::config::{Config, CustomServer, Mode, Upstream};
 use crate::engine::Engine;
 use crate::host::{Event, Host};
 use crate::message::{build_query, decode_answer};
+use crate::net::{TUN_ADDRESS_V4, TUN_ADDRESS_V6, VIRTUAL_DNS_V4, VIRTUAL_DNS_V6};
 use crate::packet::{build_udp_reply, parse, Packet, ParsedUdp};
 use crate::wire::Layout;
 
@@ -769,16 +770,6 @@ fn the_loop_ends_when_the_tun_interface_is_deleted() {
     engine.stop();
 }
 
-#[test]
-fn virtual_addresses_are_private_and_distinct() {
-    assert!(VIRTUAL_DNS_V4.is_private());
-    assert_eq!(VIRTUAL_DNS_V6.segments()[0] & 0xff00, 0xfd00, "ULA");
-    assert!(is_virtual_dns(IpAddr::V4(VIRTUAL_DNS_V4)));
-    assert!(is_virtual_dns(IpAddr::V6(VIRTUAL_DNS_V6)));
-    assert!(!is_virtual_dns(IpAddr::V4(TUN_ADDRESS_V4)));
-    assert!(!is_virtual_dns(IpAddr::V6(Ipv6Addr::LOCALHOST)));
-}
-
 /// The TCP side on its own, against a second smoltcp acting as the phone's
 /// TCP stack, in virtual time.
 mod tcp {
@@ -792,7 +783,8 @@ mod tcp {
         QueueDevice, TcpQuery, TcpStack, IDLE_TIMEOUT, MAX_PENDING_PER_CONNECTION,
     };
     use super::super::stats::PacketCounters;
-    use super::super::{MAX_TCP_CONNECTIONS, TUN_ADDRESS_V4, VIRTUAL_DNS_V4};
+    use super::super::MAX_TCP_CONNECTIONS;
+    use crate::net::{TUN_ADDRESS_V4, VIRTUAL_DNS_V4};
     use crate::packet::{parse, Packet};
 
     /// The phone's side: a smoltcp interface with TCP client sockets.

@@ -20,8 +20,7 @@ import app.dotcore.ffi.EngineEvent
 import app.dotcore.ffi.HostDelegate
 import app.dotcore.ffi.PowerState
 import app.dotcore.ffi.providers
-import app.dotcore.ffi.tunInterfaceAddresses
-import app.dotcore.ffi.virtualDnsAddresses
+import app.dotcore.ffi.tunnelConfig
 import app.dotcore.logic.DnsServers
 import app.dotcore.logic.Effect
 import app.dotcore.logic.EngineConfigs
@@ -363,9 +362,10 @@ class DotVpnService : VpnService() {
     }
 
     private fun establishTunnel(settings: Settings): String? {
+        val spec = tunnelConfig()
         val builder = Builder()
             .setSession(EngineConfigs.serverLabel(settings, providers()))
-            .setMtu(MTU)
+            .setMtu(spec.mtu)
             .setConfigureIntent(
                 PendingIntent.getActivity(
                     this,
@@ -374,13 +374,12 @@ class DotVpnService : VpnService() {
                     PendingIntent.FLAG_IMMUTABLE or PendingIntent.FLAG_UPDATE_CURRENT,
                 ),
             )
-        for (a in tunInterfaceAddresses()) builder.addAddress(a.address, a.prefixLength)
-        // Only the virtual DNS servers are routed into the tunnel; apps are
-        // told to use them, and everything else bypasses the VPN.
-        for (dns in virtualDnsAddresses()) {
-            builder.addDnsServer(dns)
-            builder.addRoute(dns, if (dns.contains(':')) 128 else 32)
-        }
+        // All from the core: only the virtual DNS servers are routed into
+        // the tunnel, apps are told to use them, and everything else
+        // bypasses the VPN.
+        for (a in spec.interfaceAddresses) builder.addAddress(a.address, a.prefixLength)
+        for (r in spec.routes) builder.addRoute(r.address, r.prefixLength)
+        for (dns in spec.dnsServers) builder.addDnsServer(dns)
         // The engine polls the descriptor and must never block on it.
         builder.setBlocking(false)
         builder.allowFamily(OsConstants.AF_INET)
@@ -511,7 +510,6 @@ class DotVpnService : VpnService() {
 
     companion object {
         private const val TAG = "dotcore"
-        private const val MTU = 1500
         private const val NOTIFICATION_REFRESH_MILLIS = 15_000L
 
         /** Held by a service instance's consumer while it handles one command. */

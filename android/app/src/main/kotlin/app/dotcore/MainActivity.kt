@@ -47,6 +47,7 @@ class MainActivity : Activity() {
     private lateinit var serverLine: TextView
     private lateinit var stateLine: TextView
     private lateinit var validationLine: TextView
+    private lateinit var adviceLine: TextView
     private lateinit var warningsView: TextView
     private lateinit var countersView: TextView
     private lateinit var logHeading: TextView
@@ -64,10 +65,12 @@ class MainActivity : Activity() {
         stateLine = Ui.text(this, "", 18f, bold = true)
         serverLine = Ui.text(this)
         validationLine = Ui.text(this, "", 15f).apply { setTextColor(Ui.palette(context).onBackgroundVariant) }
+        adviceLine = Ui.text(this, "", 15f).apply { visibility = View.GONE }
         warningsView = Ui.warningCard(this).apply { visibility = View.GONE }
         root.addView(stateLine)
         root.addView(serverLine)
         root.addView(validationLine)
+        root.addView(adviceLine)
         root.addView(warningsView)
         root.addView(Ui.heading(this, "Counters"))
         countersView = Ui.text(this, "", 15f)
@@ -144,6 +147,9 @@ class MainActivity : Activity() {
             "Server: $configuredServer"
         }
         validationLine.text = StatusTexts.validation(status)
+        val advice = StatusTexts.advice(status)
+        adviceLine.text = advice.orEmpty()
+        adviceLine.visibility = if (advice == null) View.GONE else View.VISIBLE
         warningsView.text = status.warnings.joinToString("\n\n") { "⚠ ${it.text}" }
         warningsView.visibility = if (status.warnings.isEmpty()) View.GONE else View.VISIBLE
         countersView.text = StatusTexts.counters(status.stats, formats).joinToString("\n")

@@ -50,6 +50,7 @@ class SettingsActivity : Activity() {
     private lateinit var addresses: EditText
     private lateinit var port: EditText
     private lateinit var pins: EditText
+    private lateinit var caPem: EditText
     private lateinit var strict: RadioButton
     private lateinit var opportunistic: RadioButton
     private lateinit var excludedButton: Button
@@ -113,11 +114,18 @@ class SettingsActivity : Activity() {
         port = Ui.input(this, "Port (empty: 853)", number = true).apply { id = ID_PORT }
         pins = Ui.input(this, "SPKI pins (base64 SHA-256), optional, comma separated", multiLine = true)
             .apply { id = ID_PINS }
+        caPem = Ui.input(this, "CA certificate (PEM), optional: a private CA or a self-signed server certificate", multiLine = true)
+            .apply {
+                id = ID_CA_PEM
+                typeface = android.graphics.Typeface.MONOSPACE
+                maxLines = 6
+            }
         for ((label, input, field) in listOf(
             Triple("Host name", hostname, SettingsField.CUSTOM_HOSTNAME),
             Triple("Addresses", addresses, SettingsField.CUSTOM_ADDRESSES),
             Triple("Port", port, SettingsField.CUSTOM_PORT),
             Triple("Pins", pins, SettingsField.CUSTOM_PINS),
+            Triple("CA certificate", caPem, SettingsField.CUSTOM_CA),
         )) {
             customBlock.addView(Ui.label(this, label))
             customBlock.addView(input)
@@ -171,6 +179,7 @@ class SettingsActivity : Activity() {
         addresses.setText(s.custom.addresses)
         port.setText(s.custom.port)
         pins.setText(s.custom.pins)
+        caPem.setText(s.custom.caPem)
         (if (s.mode == Mode.STRICT) strict else opportunistic).isChecked = true
         startOnBoot.isChecked = s.startOnBoot
         queryLog.isChecked = s.queryLog
@@ -196,6 +205,7 @@ class SettingsActivity : Activity() {
             addresses = addresses.text.toString(),
             port = port.text.toString(),
             pins = pins.text.toString(),
+            caPem = caPem.text.toString(),
         ),
         mode = if (opportunistic.isChecked) Mode.OPPORTUNISTIC else Mode.STRICT,
         excludedApps = excluded,
@@ -277,6 +287,7 @@ class SettingsActivity : Activity() {
         const val ID_OPPORTUNISTIC = 0x0d070009
         const val ID_START_ON_BOOT = 0x0d07000a
         const val ID_QUERY_LOG = 0x0d07000b
+        const val ID_CA_PEM = 0x0d07000c
         const val ID_SERVER_FIRST = 0x0d071000
     }
 }

@@ -15,6 +15,7 @@ enum class SettingsField {
     CUSTOM_ADDRESSES,
     CUSTOM_PORT,
     CUSTOM_PINS,
+    CUSTOM_CA,
     MODE,
     /** A setting the screen does not show (cache, timeouts): shown at the top. */
     OTHER,
@@ -70,10 +71,15 @@ object EngineConfigs {
                 )
             }
         }
+        // Only the custom server's: a provider is checked against the
+        // system's CAs alone, whatever is left in the hidden custom form.
+        val extraCa = settings.custom.caPem.trim()
+            .takeIf { settings.server == ServerChoice.Custom && it.isNotEmpty() }
         return Result.Ok(
             EngineConfig(
                 upstream = upstream,
                 mode = settings.mode,
+                extraCaPem = extraCa,
                 queryLog = settings.queryLog,
                 networkResolvers = networkResolvers,
             ),
@@ -108,6 +114,7 @@ object EngineConfigs {
             coreField == "servers" ->
                 if (settings.server == ServerChoice.NetworkResolvers) SettingsField.MODE else SettingsField.CUSTOM_ADDRESSES
             coreField.startsWith("network_resolvers") -> SettingsField.MODE
+            coreField == "extra_ca" -> SettingsField.CUSTOM_CA
             m != null -> when (m.groupValues[2]) {
                 "addresses" -> SettingsField.CUSTOM_ADDRESSES
                 "name" -> SettingsField.CUSTOM_HOSTNAME

@@ -33,6 +33,12 @@ data class CustomServerInput(
     val port: String = "",
     /** SPKI pins (base64 SHA-256), zero or more. */
     val pins: String = "",
+    /**
+     * CA certificates (PEM) to trust for this server beside the system's:
+     * a private CA, or a self-signed server certificate itself
+     * (`openssl req -x509`). Blank for none.
+     */
+    val caPem: String = "",
 )
 
 /** Everything the user can set. Defaults are what a fresh install uses. */
@@ -70,6 +76,7 @@ object SettingsCodec {
     private const val K_CUSTOM_ADDRESSES = "custom_addresses"
     private const val K_CUSTOM_PORT = "custom_port"
     private const val K_CUSTOM_PINS = "custom_pins"
+    private const val K_CUSTOM_CA = "custom_ca_pem"
     private const val K_MODE = "mode"
     private const val K_EXCLUDED = "excluded_apps"
     private const val K_BOOT = "start_on_boot"
@@ -103,6 +110,7 @@ object SettingsCodec {
         K_CUSTOM_ADDRESSES to s.custom.addresses,
         K_CUSTOM_PORT to s.custom.port,
         K_CUSTOM_PINS to s.custom.pins,
+        K_CUSTOM_CA to s.custom.caPem,
         K_MODE to s.mode.name,
         K_EXCLUDED to s.excludedApps.toSet(),
         K_BOOT to s.startOnBoot,
@@ -121,6 +129,7 @@ object SettingsCodec {
                 addresses = str(K_CUSTOM_ADDRESSES, ""),
                 port = str(K_CUSTOM_PORT, ""),
                 pins = str(K_CUSTOM_PINS, ""),
+                caPem = str(K_CUSTOM_CA, ""),
             ),
             mode = Mode.entries.firstOrNull { it.name == map[K_MODE] } ?: d.mode,
             excludedApps = (map[K_EXCLUDED] as? Set<*>)?.filterIsInstance<String>()?.toSet() ?: d.excludedApps,

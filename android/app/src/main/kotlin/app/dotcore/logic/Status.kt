@@ -16,6 +16,8 @@ data class ServerStatus(
     val authenticated: Boolean = false,
     /** Why the last connection attempt failed, until one succeeds. */
     val lastFailure: String? = null,
+    /** The core's stable kind of [lastFailure] ("pin_mismatch", …), or null. */
+    val lastFailureKind: String? = null,
     /** Why queries go out in clear text, while they do (opportunistic). */
     val cleartextReason: String? = null,
 ) {
@@ -27,8 +29,12 @@ data class ServerStatus(
             validatedServer = event.server,
             authenticated = event.authenticated,
             lastFailure = null,
+            lastFailureKind = null,
         )
-        is EngineEvent.ServerFailed -> copy(lastFailure = "${event.server}: ${event.reason}")
+        is EngineEvent.ServerFailed -> copy(
+            lastFailure = "${event.server}: ${event.reason}",
+            lastFailureKind = event.kind.ifEmpty { null },
+        )
         is EngineEvent.CleartextFallback -> copy(cleartextReason = event.reason)
         EngineEvent.TlsRestored -> copy(cleartextReason = null)
         EngineEvent.Started -> ServerStatus()
@@ -174,6 +180,17 @@ object StatusTexts {
         }
     }
 
+    /**
+     * What the user can do about the server's last failure, for the status
+     * screen under [validation]; null when nothing failed or while clear
+     * text stands in for it.
+     */
+    fun advice(status: AppStatus): String? {
+        val server = status.server
+        if (!status.service.isOn || server.cleartextReason != null || server.lastFailure == null) return null
+        return FailureAdvice.of(server.lastFailureKind, status.mode)
+    }
+
     /** The counter lines of the status screen. */
     fun counters(stats: StatsSummary, f: Formats = Formats()): List<String> = listOf(
         "Queries: ${f.count(stats.queries)} (${f.count(stats.failures)} failed)",
@@ -186,4 +203,48 @@ object StatusTexts {
     /** One query-log line. */
     fun logLine(e: QueryLogEntry, f: Formats = Formats()): String =
         "${e.name} ${e.typeName} ${e.rcodeName} ${e.source.name.lowercase()} ${f.millis(e.latencyMicros)}"
+}
+
+/**
+ * What to do about a server failure, by the core's stable failure kind
+ * (`ServerFailureKind::as_str` in rust-core/src/failure.rs; the list is in
+ * docs/kotlin-api.md). The reason itself, with the names and pins
+ * involved, is on the line above it; this says which setting to look at.
+ */
+object FailureAdvice {
+    fun of(kind: String?, mode: Mode): String {
+        val blocked = if (mode == Mode.STRICT) {
+            "The network may block DNS over TLS (port 853): try another network, or opportunistic mode."
+        } else {
+            "The network may block DNS over TLS (port 853); dotcore keeps trying it."
+        }
+        return when (kind) {
+            "certificate_name_mismatch" ->
+                "Check the server name in Settings: it must be a name the server's certificate lists."
+            "pin_mismatch" ->
+                "Update the pin in Settings: the server's key is not one of the pinned ones " +
+                    "(it may have changed its key; the pin it presented is above)."
+            "certificate_expired" ->
+                "Check the phone's date and time. If they are right, the server's certificate has expired: " +
+                    "tell the server's operator."
+            "certificate_not_yet_valid" ->
+                "Check the phone's date and time: the server's certificate is not valid yet."
+            "certificate_untrusted" ->
+                "The certificate is not from a CA this phone trusts: add the server's CA certificate " +
+                    "in Settings, or pin the server's key."
+            "certificate_is_ca", "certificate_wrong_purpose", "certificate_invalid" ->
+                "The server's certificate is not one for a TLS server: fix the certificate on the server, " +
+                    "or add it as the CA certificate in Settings if it is self-signed."
+            "tls_version" ->
+                "The server only offers TLS older than 1.2, which is not safe: update the server or pick another."
+            "tls_alert", "protocol_error" ->
+                "Check that the address and port in Settings are those of a DNS-over-TLS server."
+            "connection_refused" ->
+                "Nothing accepts DNS over TLS at that address: check the address and port (853 by default)."
+            "connect_timed_out", "network_unreachable", "connect_failed" -> blocked
+            "answer_timed_out", "connection_lost" ->
+                "The server stopped answering: it may be overloaded. Try again later or pick another server."
+            else -> "Check the server in Settings."
+        }
+    }
 }

@@ -88,6 +88,41 @@ class EngineConfigsTest {
         assertNull(portText.coreField)
     }
 
+    /** A self-signed certificate as `openssl req -x509` makes it (CA:TRUE, P-256). */
+    private val selfSigned = """
+        -----BEGIN CERTIFICATE-----
+        MIIBmDCCAT+gAwIBAgIUG6I0n3tnmzGgfUxWflK9EmLvigcwCgYIKoZIzj0EAwIw
+        FjEUMBIGA1UEAwwLZG90LmV4YW1wbGUwHhcNMjYxMjAyMjA0MTE0WhcNMzYxMTI5
+        MjA0MTE0WjAWMRQwEgYDVQQDDAtkb3QuZXhhbXBsZTBZMBMGByqGSM49AgEGCCqG
+        SM49AwEHA0IABKKEgsNgHcYzd6/g6J6Of5lO8RS8xzTKCeHxi9H9h8TbpyPUSDBc
+        kqU6wGo+xZVIFk35eIZkvmVtU3TxIgaFnoujazBpMB0GA1UdDgQWBBQx1PmzDyQu
+        7+u+xQYtJnyC92Ig6DAfBgNVHSMEGDAWgBQx1PmzDyQu7+u+xQYtJnyC92Ig6DAP
+        BgNVHRMBAf8EBTADAQH/MBYGA1UdEQQPMA2CC2RvdC5leGFtcGxlMAoGCCqGSM49
+        BAMCA0cAMEQCIHNzqOiMgql0tgcNy8c68ci2G517tlfnoPBbjTdypDjuAiBDMSvb
+        Fw7AX9nvS5+1DO/sSxNtkhOJdnZ9Kt+W4JvdlA==
+        -----END CERTIFICATE-----
+    """.trimIndent()
+
+    @Test
+    fun aCustomServersCaCertificateGoesToTheEngineAndItsErrorsToItsInput() {
+        val withCa = custom(hostname = "", pins = "").let { it.copy(custom = it.custom.copy(caPem = "\n$selfSigned\n")) }
+        // Strict mode with neither a name nor a pin is fine when a CA is
+        // given: the address itself is checked against the certificate.
+        assertNull(EngineConfigs.validate(withCa))
+        val config = (EngineConfigs.toEngineConfig(withCa) as EngineConfigs.Result.Ok).config
+        assertEquals(selfSigned, config.extraCaPem)
+
+        val garbage = errorOf(withCa.copy(custom = withCa.custom.copy(caPem = "not a certificate")))
+        assertEquals(SettingsField.CUSTOM_CA, garbage.field)
+        assertEquals("extra_ca", garbage.coreField)
+
+        // A provider is checked against the system's CAs only, whatever the
+        // hidden custom form still holds.
+        val provider = withCa.copy(server = ServerChoice.Provider(Settings.DEFAULT_PROVIDER_ID))
+        assertNull((EngineConfigs.toEngineConfig(provider) as EngineConfigs.Result.Ok).config.extraCaPem)
+        assertEquals(withCa, SettingsCodec.decode(SettingsCodec.encode(withCa)), "the CA is saved with the settings")
+    }
+
     @Test
     fun strictModeNeedsANameOrAPinButOpportunisticDoesNot() {
         val e = errorOf(custom(hostname = "", pins = ""))

@@ -4,6 +4,7 @@ import app.dotcore.ffi.AnswerSource
 import app.dotcore.ffi.EngineEvent
 import app.dotcore.ffi.EngineStats
 import app.dotcore.ffi.Mode
+import app.dotcore.ffi.serverFailureKinds
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertNull
@@ -107,6 +108,45 @@ class StatusTest {
             StatusTexts.validation(on.copy(server = ServerStatus("192.0.2.1", authenticated = false))),
         )
         assertEquals("Not validated: a: b", StatusTexts.validation(on.copy(server = ServerStatus(lastFailure = "a: b"))))
+    }
+
+    @Test
+    fun aFailureKeepsItsKindAndTheStatusSaysWhatToDo() {
+        val on = AppStatus(service = ServiceState.Running, mode = Mode.STRICT)
+        var s = ServerStatus().on(
+            EngineEvent.ServerFailed(
+                "dot.test", "certificate is not valid for dot.test (it names other.example)",
+                address = "127.0.0.1:853", kind = "certificate_name_mismatch",
+            ),
+        )
+        assertEquals("certificate_name_mismatch", s.lastFailureKind)
+        val nameAdvice = StatusTexts.advice(on.copy(server = s))
+        assertTrue(nameAdvice!!.startsWith("Check the server name"), nameAdvice)
+
+        s = s.on(EngineEvent.ServerFailed("dot.test", "pin mismatch", address = "127.0.0.1:853", kind = "pin_mismatch"))
+        assertTrue(StatusTexts.advice(on.copy(server = s))!!.startsWith("Update the pin"))
+
+        s = s.on(EngineEvent.ServerValidated("dot.test", "127.0.0.1:853", authenticated = true, resumed = false))
+        assertNull(s.lastFailureKind)
+        assertNull(StatusTexts.advice(on.copy(server = s)), "no advice once validated")
+        assertNull(StatusTexts.advice(AppStatus(server = ServerStatus(lastFailure = "x", lastFailureKind = "pin_mismatch"))), "none when off")
+        val cleartext = ServerStatus(lastFailure = "x", lastFailureKind = "connect_timed_out", cleartextReason = "handshake timed out")
+        assertNull(StatusTexts.advice(on.copy(server = cleartext)), "clear text answers meanwhile: the screen says that instead")
+    }
+
+    @Test
+    fun everyFailureKindTheEngineReportsHasItsOwnAdvice() {
+        // From the real engine's list, so a kind added there without advice
+        // here fails this test instead of falling to the generic text.
+        val kinds = serverFailureKinds()
+        assertTrue(kinds.size >= 17, "kinds: $kinds")
+        for (mode in Mode.entries) {
+            val generic = FailureAdvice.of(null, mode)
+            for (kind in kinds) {
+                assertFalse(FailureAdvice.of(kind, mode) == generic, "no advice of its own for $kind")
+            }
+        }
+        assertTrue(FailureAdvice.of("connect_timed_out", Mode.STRICT).contains("opportunistic mode"))
     }
 
     @Test

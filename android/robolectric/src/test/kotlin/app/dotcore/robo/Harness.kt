@@ -14,8 +14,7 @@ import app.dotcore.DotVpnService
 import app.dotcore.SettingsRepository
 import app.dotcore.logic.Settings
 import app.dotcore.shared.AppDriver
-import app.dotcore.ffi.tunInterfaceAddresses
-import app.dotcore.ffi.virtualDnsAddresses
+import app.dotcore.ffi.tunnelConfig
 import org.junit.Assert.assertEquals
 import app.dotcore.logic.AppStatus
 import app.dotcore.logic.ServiceState
@@ -117,6 +116,8 @@ class Unbound private constructor(private val process: Process, private val info
     val dotName get() = info.getValue("dot_name")
     val leafPin get() = info.getValue("leaf_pin")
     val caPin get() = info.getValue("ca_pin")
+    /** The PEM of the CA that issued the server's certificate (not a system CA). */
+    val caPem: String get() = File(info.getValue("ca_pem_path")).readText()
     val aName get() = info.getValue("a_name")
     val aV4 get() = info.getValue("a_v4")
 
@@ -157,8 +158,9 @@ class UnboundPerClass : org.junit.rules.ExternalResource() {
 
 /** Sends an A query for [name] into the tunnel as an app would; the DNS answer, or null. */
 fun queryThroughTunnel(name: String, id: Int, timeoutMillis: Int = 10_000): ByteArray? {
-    val src = tunInterfaceAddresses().first { !it.address.contains(':') }.address
-    val dst = virtualDnsAddresses().first { !it.contains(':') }
+    val tunnel = tunnelConfig()
+    val src = tunnel.interfaceAddresses.first { !it.address.contains(':') }.address
+    val dst = tunnel.dnsServers.first { !it.contains(':') }
     val packet = Packets.udp4(src, dst, 40_000 + id, 53, Packets.dnsQuery(id, name))
     val fd = ShadowTunBuilder.peerFd
     assertEquals(packet.size.toLong(), LibC.INSTANCE.write(fd, packet, packet.size.toLong()))

@@ -3,8 +3,7 @@ package app.dotcore.robo
 import app.dotcore.DotVpnService
 import app.dotcore.SettingsRepository
 import app.dotcore.ffi.Mode
-import app.dotcore.ffi.tunInterfaceAddresses
-import app.dotcore.ffi.virtualDnsAddresses
+import app.dotcore.ffi.tunnelConfig
 import app.dotcore.logic.CustomServerInput
 import app.dotcore.logic.ServerChoice
 import app.dotcore.logic.Settings
@@ -61,17 +60,18 @@ class TunnelTest {
         start(settings)
 
         val spec = ShadowTunBuilder.established.single()
-        val virtual = virtualDnsAddresses()
+        val tunnel = tunnelConfig()
+        val virtual = tunnel.dnsServers
         assertTrue("IPv4 and IPv6 virtual DNS", virtual.any { ':' in it } && virtual.any { ':' !in it })
         assertEquals(virtual, spec.dnsServers)
         assertEquals(virtual.map { it to if (':' in it) 128 else 32 }, spec.routes)
-        assertEquals(tunInterfaceAddresses().map { it.address to it.prefixLength.toInt() }, spec.addresses)
+        assertEquals(tunnel.routes.map { it.address to it.prefixLength }, spec.routes)
+        assertEquals(tunnel.interfaceAddresses.map { it.address to it.prefixLength }, spec.addresses)
         // The app's own sockets never enter its tunnel; an uninstalled exclusion is skipped, not fatal.
         assertEquals(listOf("app.dotcore", "com.example.browser"), spec.disallowed)
         assertEquals(listOf(connectivity.activeNetwork), spec.underlying)
         assertEquals(unbound.dotName, spec.session)
-        val mtu = spec.mtu ?: error("no MTU set")
-        assertTrue("MTU $mtu carries the IPv6 minimum", mtu in 1280..65535)
+        assertEquals("the MTU is the core's", tunnel.mtu, spec.mtu)
         assertEquals("the engine polls the descriptor: non-blocking", false, spec.blocking)
     }
 

@@ -9,8 +9,7 @@ import app.dotcore.ffi.Upstream
 import app.dotcore.ffi.defaultCacheSettings
 import app.dotcore.ffi.defaultIdleSettings
 import app.dotcore.ffi.providers
-import app.dotcore.ffi.tunInterfaceAddresses
-import app.dotcore.ffi.virtualDnsAddresses
+import app.dotcore.ffi.tunnelConfig
 import java.net.Inet4Address
 import java.net.Inet6Address
 import java.net.InetAddress
@@ -145,16 +144,20 @@ class ConfigTest {
     }
 
     @Test
-    fun `virtual DNS and interface addresses for VpnService Builder`() {
-        val dns = virtualDnsAddresses().map { InetAddress.getByName(it) }
+    fun `the tunnel configuration is everything VpnService Builder needs`() {
+        val tunnel = tunnelConfig()
+        val dns = tunnel.dnsServers.map { InetAddress.getByName(it) }
         assertEquals(2, dns.size)
         assertTrue(dns[0] is Inet4Address && dns[1] is Inet6Address, "$dns")
         assertTrue(dns.all { it.isSiteLocalAddress || it.address[0] == 0xfd.toByte() }, "private addresses: $dns")
-        val iface = tunInterfaceAddresses()
+        // Routed: the DNS servers' host routes and nothing else.
+        assertEquals(tunnel.dnsServers.map { it to if (':' in it) 128 else 32 }, tunnel.routes.map { it.address to it.prefixLength })
+        val iface = tunnel.interfaceAddresses
         assertEquals(2, iface.size)
         assertTrue(InetAddress.getByName(iface[0].address) is Inet4Address)
         assertTrue(InetAddress.getByName(iface[1].address) is Inet6Address)
         assertTrue(iface[0].prefixLength in 1..32 && iface[1].prefixLength in 1..128)
-        assertTrue(iface.none { it.address in virtualDnsAddresses() })
+        assertTrue(iface.none { it.address in tunnel.dnsServers })
+        assertTrue(tunnel.mtu in 1280..65535, "MTU ${tunnel.mtu} carries the IPv6 minimum")
     }
 }

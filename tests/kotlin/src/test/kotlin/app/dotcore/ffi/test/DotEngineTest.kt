@@ -10,8 +10,7 @@ import app.dotcore.ffi.Mode
 import app.dotcore.ffi.NetworkInfo
 import app.dotcore.ffi.PowerState
 import app.dotcore.ffi.Upstream
-import app.dotcore.ffi.tunInterfaceAddresses
-import app.dotcore.ffi.virtualDnsAddresses
+import app.dotcore.ffi.tunnelConfig
 import java.net.Inet4Address
 import java.net.InetAddress
 import java.net.InetSocketAddress
@@ -439,8 +438,8 @@ class DotEngineTest {
         try {
             DotEngine(withCa(), RecordingDelegate()).use { engine ->
                 engine.start(tunFd)
-                val client = (InetAddress.getByName(tunInterfaceAddresses()[0].address) as Inet4Address).address
-                val dns = (InetAddress.getByName(virtualDnsAddresses()[0]) as Inet4Address).address
+                val client = (InetAddress.getByName(tunnelConfig().interfaceAddresses[0].address) as Inet4Address).address
+                val dns = (InetAddress.getByName(tunnelConfig().dnsServers[0]) as Inet4Address).address
                 val query = DnsWire.query(0x4242, fixture.aName, DnsWire.A)
                 val packet = Ipv4Udp.packet(client, dns, 40_000, 53, query)
                 assertEquals(packet.size.toLong(), libc.write(appFd, packet, packet.size.toLong()))
