@@ -222,6 +222,7 @@ impl From<dotcore::Event> for EngineEvent {
 
 /// The engine's counters (all since the engine was created).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct EngineStats {
     /// Queries received (TUN and `resolve`/`lookup`).
     pub queries: i64,
@@ -284,6 +285,7 @@ pub struct EngineStats {
 
 /// Why a server address failed.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct ServerFailure {
     /// Stable snake_case name of the kind: "connection_refused",
     /// "connect_timed_out", "network_unreachable", "connect_failed",
@@ -323,6 +325,7 @@ pub fn server_failure_kinds() -> Vec<String> {
 
 /// One address of one configured server, as the engine last saw it.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct UpstreamStatus {
     /// Server name (or address when it has none), as in `ServerValidated`.
     pub server: String,
@@ -351,39 +354,72 @@ impl From<dotcore::stats::ServerStatus> for UpstreamStatus {
     }
 }
 
+/// The mirror of the core's counters. The snapshot is destructured without
+/// `..`, so a counter added to the core does not compile here until the
+/// FFI carries it too (or says here why not).
 impl From<dotcore::StatsSnapshot> for EngineStats {
     fn from(s: dotcore::StatsSnapshot) -> Self {
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let failures = n(s.failures());
+        let mean_latency_micros = n(s.mean_latency_micros());
+        let dotcore::StatsSnapshot {
+            queries,
+            cache_hits,
+            coalesced,
+            upstream_queries,
+            cleartext_queries,
+            retries,
+            fail_connect,
+            fail_tls,
+            fail_timeout,
+            fail_connection_lost,
+            fail_bad_response,
+            fail_bad_query,
+            fail_cleartext,
+            fail_random,
+            handshakes_full,
+            handshakes_resumed,
+            connections_opened,
+            bytes_sent,
+            bytes_received,
+            connection_open_millis,
+            connections_open_now,
+            latency_histogram,
+            // Carried as its mean: a total of microseconds means nothing on
+            // a status screen.
+            latency_micros_total: _,
+            servers,
+        } = s;
         EngineStats {
-            queries: n(s.queries),
-            cache_hits: n(s.cache_hits),
-            coalesced: n(s.coalesced),
-            upstream_queries: n(s.upstream_queries),
-            cleartext_queries: n(s.cleartext_queries),
-            retries: n(s.retries),
-            failures: n(s.failures()),
-            fail_connect: n(s.fail_connect),
-            fail_tls: n(s.fail_tls),
-            fail_timeout: n(s.fail_timeout),
-            fail_connection_lost: n(s.fail_connection_lost),
-            fail_bad_response: n(s.fail_bad_response),
-            fail_bad_query: n(s.fail_bad_query),
-            fail_cleartext: n(s.fail_cleartext),
-            fail_random: n(s.fail_random),
-            handshakes_full: n(s.handshakes_full),
-            handshakes_resumed: n(s.handshakes_resumed),
-            connections_opened: n(s.connections_opened),
-            connections_open_now: n(s.connections_open_now),
-            connection_open_millis: n(s.connection_open_millis),
-            bytes_sent: n(s.bytes_sent),
-            bytes_received: n(s.bytes_received),
-            mean_latency_micros: n(s.mean_latency_micros()),
+            queries: n(queries),
+            cache_hits: n(cache_hits),
+            coalesced: n(coalesced),
+            upstream_queries: n(upstream_queries),
+            cleartext_queries: n(cleartext_queries),
+            retries: n(retries),
+            failures,
+            fail_connect: n(fail_connect),
+            fail_tls: n(fail_tls),
+            fail_timeout: n(fail_timeout),
+            fail_connection_lost: n(fail_connection_lost),
+            fail_bad_response: n(fail_bad_response),
+            fail_bad_query: n(fail_bad_query),
+            fail_cleartext: n(fail_cleartext),
+            fail_random: n(fail_random),
+            handshakes_full: n(handshakes_full),
+            handshakes_resumed: n(handshakes_resumed),
+            connections_opened: n(connections_opened),
+            connections_open_now: n(connections_open_now),
+            connection_open_millis: n(connection_open_millis),
+            bytes_sent: n(bytes_sent),
+            bytes_received: n(bytes_received),
+            mean_latency_micros,
             latency_buckets_ms: dotcore::stats::LATENCY_BUCKETS_MS
                 .iter()
                 .map(|&b| n(b))
                 .collect(),
-            latency_histogram: s.latency_histogram.iter().map(|&v| n(v)).collect(),
-            servers: s.servers.into_iter().map(UpstreamStatus::from).collect(),
+            latency_histogram: latency_histogram.into_iter().map(n).collect(),
+            servers: servers.into_iter().map(UpstreamStatus::from).collect(),
         }
     }
 }
@@ -591,6 +627,93 @@ mod tests {
     use super::*;
     use crate::config::{Mode, Upstream};
     use std::sync::Mutex;
+
+    /// Every counter of the core's stats JSON, each a distinct value, is
+    /// in `EngineStats` with that value: a counter the FFI drops or takes
+    /// from the wrong field fails here. Keys differ only where named.
+    #[test]
+    fn engine_stats_mirror_every_counter_of_the_core() {
+        use serde_json::Value;
+        let mut json: Value =
+            serde_json::from_str(&dotcore::stats::Stats::default().snapshot().to_json()).unwrap();
+        let mut next = 1u64;
+        let mut number_every_counter = |v: &mut Value| {
+            if v.is_u64() {
+                *v = Value::from(next);
+                next += 1;
+            }
+        };
+        for (key, value) in json.as_object_mut().unwrap() {
+            match value {
+                Value::Object(group) => group.values_mut().for_each(&mut number_every_counter),
+                _ if key == "latency_histogram" || key == "latency_buckets_ms" => {}
+                _ => number_every_counter(value),
+            }
+        }
+        let o = json.as_object().unwrap();
+        let c = |k: &str| o[k].as_u64().unwrap();
+        let f = |k: &str| o["failures"][k].as_u64().unwrap();
+        let core = dotcore::StatsSnapshot {
+            queries: c("queries"),
+            cache_hits: c("cache_hits"),
+            coalesced: c("coalesced"),
+            upstream_queries: c("upstream_queries"),
+            cleartext_queries: c("cleartext_queries"),
+            retries: c("retries"),
+            fail_connect: f("connect"),
+            fail_tls: f("tls"),
+            fail_timeout: f("timeout"),
+            fail_connection_lost: f("connection_lost"),
+            fail_bad_response: f("bad_response"),
+            fail_bad_query: f("bad_query"),
+            fail_cleartext: f("cleartext"),
+            fail_random: f("random"),
+            handshakes_full: c("handshakes_full"),
+            handshakes_resumed: c("handshakes_resumed"),
+            connections_opened: c("connections_opened"),
+            bytes_sent: c("bytes_sent"),
+            bytes_received: c("bytes_received"),
+            connection_open_millis: c("connection_open_millis"),
+            connections_open_now: c("connections_open_now"),
+            latency_histogram: vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            latency_micros_total: 2 * c("latency_mean_us"),
+            servers: Vec::new(),
+        };
+        let core_json: Value = serde_json::from_str(&core.to_json()).unwrap();
+        let ffi = serde_json::to_value(EngineStats::from(core.clone())).unwrap();
+        let ffi = ffi.as_object().unwrap();
+        let mut mirrored = std::collections::BTreeSet::new();
+        for (key, value) in core_json.as_object().unwrap() {
+            match value {
+                Value::Object(group) if key == "failures" => {
+                    for (kind, count) in group {
+                        let name = format!("fail_{kind}");
+                        assert_eq!(&ffi[&name], count, "{name}");
+                        mirrored.insert(name);
+                    }
+                }
+                _ => {
+                    let name = match key.as_str() {
+                        "latency_mean_us" => "mean_latency_micros",
+                        other => other,
+                    };
+                    assert_eq!(ffi.get(name), Some(value), "core {key} as FFI {name}");
+                    mirrored.insert(name.to_string());
+                }
+            }
+        }
+        assert_eq!(
+            ffi["failures"],
+            core.failures(),
+            "the total of the fail_* counters"
+        );
+        mirrored.insert("failures".into());
+        let unmirrored: Vec<&String> = ffi.keys().filter(|k| !mirrored.contains(*k)).collect();
+        assert!(
+            unmirrored.is_empty(),
+            "FFI fields with no core counter: {unmirrored:?}"
+        );
+    }
 
     /// A Rust-side delegate that fails in every way a foreign one could.
     struct Hostile {

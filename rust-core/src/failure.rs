@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use serde::{Serialize, Serializer};
+
 /// The stable category of a server failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -113,6 +115,13 @@ impl ServerFailureKind {
     }
 }
 
+/// Serialised as its stable name, [`ServerFailureKind::as_str`].
+impl Serialize for ServerFailureKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for ServerFailureKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -120,12 +129,14 @@ impl fmt::Display for ServerFailureKind {
 }
 
 /// One failure of one server: its kind and a sentence for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialised as `kind` (the stable name) and `reason` (the text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServerFailure {
     /// The stable category.
     pub kind: ServerFailureKind,
     /// What happened, for people (no trailing period), e.g. "certificate is
     /// not valid for dot.test (it names other.example)".
+    #[serde(rename = "reason")]
     pub text: String,
 }
 

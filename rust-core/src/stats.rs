@@ -1,11 +1,12 @@
 //! Counters a UI and a benchmark can read without locking the engine.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use serde::ser::SerializeStruct as _;
+use serde::{Serialize, Serializer};
 use tokio::time::Instant;
 
 use crate::failure::ServerFailure;
@@ -65,7 +66,10 @@ pub struct Stats {
 }
 
 /// One address of one configured server, as the engine last saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialised as `server`, `address` (`IP:PORT`), `connected`,
+/// `authenticated` (null before a handshake) and `failure` (null, or its
+/// `kind` and `reason`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServerStatus {
     /// The server's label: its authentication name, or its first address.
     pub server: String,
@@ -78,6 +82,7 @@ pub struct ServerStatus {
     pub authenticated: Option<bool>,
     /// Why this address last failed, while it is failing: cleared by a
     /// successful handshake or an answer there, and by a network change.
+    #[serde(rename = "failure")]
     pub last_failure: Option<ServerFailure>,
 }
 
@@ -154,98 +159,76 @@ impl StatsSnapshot {
         self.latency_micros_total.checked_div(n).unwrap_or(0)
     }
 
-    /// The counters as one line of JSON, for `--stats` and benchmarks.
+    /// The counters as one line of JSON, for `--stats` and benchmarks (the
+    /// keys are those of the [`Serialize`] impl).
     pub fn to_json(&self) -> String {
-        let hist: Vec<String> = self.latency_histogram.iter().map(u64::to_string).collect();
-        let servers: Vec<String> = self.servers.iter().map(ServerStatus::to_json).collect();
-        format!(
-            concat!(
-                "{{\"queries\":{},\"cache_hits\":{},\"coalesced\":{},\"upstream_queries\":{},",
-                "\"cleartext_queries\":{},\"retries\":{},\"failures\":{{\"connect\":{},\"tls\":{},",
-                "\"timeout\":{},\"connection_lost\":{},\"bad_response\":{},\"bad_query\":{},",
-                "\"cleartext\":{},\"random\":{}}},\"handshakes_full\":{},\"handshakes_resumed\":{},",
-                "\"connections_opened\":{},\"bytes_sent\":{},\"bytes_received\":{},",
-                "\"connection_open_millis\":{},\"connections_open_now\":{},",
-                "\"latency_mean_us\":{},\"latency_buckets_ms\":{:?},\"latency_histogram\":[{}],",
-                "\"servers\":[{}]}}"
-            ),
-            self.queries,
-            self.cache_hits,
-            self.coalesced,
-            self.upstream_queries,
-            self.cleartext_queries,
-            self.retries,
-            self.fail_connect,
-            self.fail_tls,
-            self.fail_timeout,
-            self.fail_connection_lost,
-            self.fail_bad_response,
-            self.fail_bad_query,
-            self.fail_cleartext,
-            self.fail_random,
-            self.handshakes_full,
-            self.handshakes_resumed,
-            self.connections_opened,
-            self.bytes_sent,
-            self.bytes_received,
-            self.connection_open_millis,
-            self.connections_open_now,
-            self.mean_latency_micros(),
-            LATENCY_BUCKETS_MS,
-            hist.join(","),
-            servers.join(",")
-        )
+        to_json_line(self)
     }
 }
 
-impl ServerStatus {
-    /// The status as a JSON object: `server`, `address`, `connected`,
-    /// `authenticated` (null before a handshake) and `failure` (null, or
-    /// `kind` with its stable name and `reason` for people).
-    pub fn to_json(&self) -> String {
-        let authenticated = match self.authenticated {
-            Some(a) => a.to_string(),
-            None => "null".into(),
-        };
-        let failure = match &self.last_failure {
-            Some(f) => format!(
-                "{{\"kind\":{},\"reason\":{}}}",
-                json_string(f.kind.as_str()),
-                json_string(&f.text)
-            ),
-            None => "null".into(),
-        };
-        format!(
-            "{{\"server\":{},\"address\":{},\"connected\":{},\"authenticated\":{},\"failure\":{}}}",
-            json_string(&self.server),
-            json_string(&self.address.to_string()),
-            self.connected,
-            authenticated,
-            failure
-        )
+/// The JSON shape scripts read (`scripts/bench/`, the CLI's `--stats`): the
+/// counters flat, except the failures grouped under `failures` and the
+/// latency as its mean, bucket bounds and histogram.
+impl Serialize for StatsSnapshot {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("StatsSnapshot", 17)?;
+        out.serialize_field("queries", &self.queries)?;
+        out.serialize_field("cache_hits", &self.cache_hits)?;
+        out.serialize_field("coalesced", &self.coalesced)?;
+        out.serialize_field("upstream_queries", &self.upstream_queries)?;
+        out.serialize_field("cleartext_queries", &self.cleartext_queries)?;
+        out.serialize_field("retries", &self.retries)?;
+        out.serialize_field("failures", &FailureCounts::of(self))?;
+        out.serialize_field("handshakes_full", &self.handshakes_full)?;
+        out.serialize_field("handshakes_resumed", &self.handshakes_resumed)?;
+        out.serialize_field("connections_opened", &self.connections_opened)?;
+        out.serialize_field("bytes_sent", &self.bytes_sent)?;
+        out.serialize_field("bytes_received", &self.bytes_received)?;
+        out.serialize_field("connection_open_millis", &self.connection_open_millis)?;
+        out.serialize_field("connections_open_now", &self.connections_open_now)?;
+        out.serialize_field("latency_mean_us", &self.mean_latency_micros())?;
+        out.serialize_field("latency_buckets_ms", &LATENCY_BUCKETS_MS)?;
+        out.serialize_field("latency_histogram", &self.latency_histogram)?;
+        out.serialize_field("servers", &self.servers)?;
+        out.end()
     }
 }
 
-/// `s` as a JSON string literal. Failure texts quote what servers sent
-/// (certificate names, alerts), so nothing in them may break the JSON.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+/// The `failures` object of the stats JSON: one count per [`FailureKind`].
+#[derive(Serialize)]
+struct FailureCounts {
+    connect: u64,
+    tls: u64,
+    timeout: u64,
+    connection_lost: u64,
+    bad_response: u64,
+    bad_query: u64,
+    cleartext: u64,
+    random: u64,
+}
+
+impl FailureCounts {
+    fn of(s: &StatsSnapshot) -> FailureCounts {
+        FailureCounts {
+            connect: s.fail_connect,
+            tls: s.fail_tls,
+            timeout: s.fail_timeout,
+            connection_lost: s.fail_connection_lost,
+            bad_response: s.fail_bad_response,
+            bad_query: s.fail_bad_query,
+            cleartext: s.fail_cleartext,
+            random: s.fail_random,
         }
     }
-    out.push('"');
-    out
+}
+
+/// `value` as one line of JSON. Serialising these types cannot fail (no
+/// maps with non-string keys, no fallible impls), but a stats line is not
+/// worth a panic if that ever changes: the error is reported in the line.
+pub(crate) fn to_json_line<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| {
+        serde_json::json!({ "error": format!("cannot serialise the stats: {e}") }).to_string()
+    })
 }
 
 impl Stats {
@@ -356,6 +339,47 @@ mod tests {
         let json = snap.to_json();
         assert!(json.starts_with("{\"queries\":0"));
         assert!(json.contains("\"latency_histogram\":[2,0,0,1,"));
+    }
+
+    #[test]
+    fn the_json_has_the_keys_scripts_read_each_from_its_counter() {
+        let snap = StatsSnapshot {
+            queries: 1,
+            cache_hits: 2,
+            coalesced: 3,
+            upstream_queries: 4,
+            cleartext_queries: 5,
+            retries: 6,
+            fail_connect: 7,
+            fail_tls: 8,
+            fail_timeout: 9,
+            fail_connection_lost: 10,
+            fail_bad_response: 11,
+            fail_bad_query: 12,
+            fail_cleartext: 13,
+            fail_random: 14,
+            handshakes_full: 15,
+            handshakes_resumed: 16,
+            connections_opened: 17,
+            bytes_sent: 18,
+            bytes_received: 19,
+            connection_open_millis: 20,
+            connections_open_now: 21,
+            latency_histogram: vec![0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            latency_micros_total: 4_000,
+            servers: Vec::new(),
+        };
+        let expected = concat!(
+            r#"{"queries":1,"cache_hits":2,"coalesced":3,"upstream_queries":4,"#,
+            r#""cleartext_queries":5,"retries":6,"failures":{"connect":7,"tls":8,"#,
+            r#""timeout":9,"connection_lost":10,"bad_response":11,"bad_query":12,"#,
+            r#""cleartext":13,"random":14},"handshakes_full":15,"handshakes_resumed":16,"#,
+            r#""connections_opened":17,"bytes_sent":18,"bytes_received":19,"#,
+            r#""connection_open_millis":20,"connections_open_now":21,"latency_mean_us":1000,"#,
+            r#""latency_buckets_ms":[1,2,5,10,20,50,100,200,500,1000,2000,5000],"#,
+            r#""latency_histogram":[0,3,0,0,0,0,0,0,0,0,0,0,1],"servers":[]}"#
+        );
+        assert_eq!(snap.to_json(), expected);
     }
 
     #[test]

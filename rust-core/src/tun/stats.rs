@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
+use serde::ser::SerializeStruct as _;
+use serde::{Serialize, Serializer};
+
 use crate::packet::PacketStats;
 
 /// Live counters shared by the packet loop and its readers.
@@ -148,54 +151,157 @@ impl PacketPathStats {
             + self.not_virtual
     }
 
-    /// The counters as one line of JSON, for `dotcore tun --stats`.
+    /// The counters as one line of JSON, for `dotcore tun --stats` (the
+    /// keys are those of the [`Serialize`] impl).
     pub fn to_json(&self) -> String {
+        crate::stats::to_json_line(self)
+    }
+}
+
+/// The JSON shape `dotcore tun --stats` prints and the simulator's tests
+/// read: traffic flat, drops, ICMP and TCP each grouped.
+impl Serialize for PacketPathStats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let c = &self.classified;
-        format!(
-            concat!(
-                "{{\"running\":{},\"packets_in\":{},\"bytes_in\":{},\"packets_out\":{},",
-                "\"bytes_out\":{},\"dns_udp\":{},\"dns_tcp_segments\":{},\"udp_answers\":{},",
-                "\"udp_truncated\":{},\"dropped\":{{\"total\":{},\"dns_response\":{},\"malformed\":{},",
-                "\"bad_checksum\":{},\"fragment\":{},\"non_dns_port\":{},\"not_unicast\":{},",
-                "\"icmp\":{},\"other_protocol\":{},\"not_virtual\":{}}},",
-                "\"icmp_unreachable\":{{\"wanted\":{},\"sent\":{},\"rate_limited\":{}}},",
-                "\"tcp\":{{\"accepted\":{},\"refused\":{},\"open\":{},\"queries\":{},",
-                "\"answers\":{},\"bad_frames\":{}}},\"unanswerable\":{},\"read_errors\":{},",
-                "\"write_errors\":{},\"backpressure_pauses\":{},\"queries_in_flight\":{}}}"
-            ),
-            self.running,
-            self.packets_in,
-            self.bytes_in,
-            self.packets_out,
-            self.bytes_out,
-            c.dns_udp,
-            c.dns_tcp,
-            self.udp_answers,
-            self.udp_truncated,
-            self.dropped(),
-            c.dns_response,
-            c.malformed,
-            c.bad_checksum,
-            c.fragment,
-            c.non_dns_port,
-            c.not_unicast,
-            c.icmp,
-            c.other_protocol,
-            self.not_virtual,
-            c.icmp_answered,
-            self.icmp_sent,
-            self.icmp_rate_limited,
-            self.tcp_connections_accepted,
-            self.tcp_connections_refused,
-            self.tcp_connections_open,
-            self.tcp_queries,
-            self.tcp_answers,
-            self.tcp_bad_frames,
-            self.unanswerable,
-            self.read_errors,
-            self.write_errors,
-            self.backpressure_pauses,
-            self.queries_in_flight,
-        )
+        let dropped = Dropped {
+            total: self.dropped(),
+            dns_response: c.dns_response,
+            malformed: c.malformed,
+            bad_checksum: c.bad_checksum,
+            fragment: c.fragment,
+            non_dns_port: c.non_dns_port,
+            not_unicast: c.not_unicast,
+            icmp: c.icmp,
+            other_protocol: c.other_protocol,
+            not_virtual: self.not_virtual,
+        };
+        let icmp_unreachable = IcmpUnreachable {
+            wanted: c.icmp_answered,
+            sent: self.icmp_sent,
+            rate_limited: self.icmp_rate_limited,
+        };
+        let tcp = Tcp {
+            accepted: self.tcp_connections_accepted,
+            refused: self.tcp_connections_refused,
+            open: self.tcp_connections_open,
+            queries: self.tcp_queries,
+            answers: self.tcp_answers,
+            bad_frames: self.tcp_bad_frames,
+        };
+        let mut out = serializer.serialize_struct("PacketPathStats", 17)?;
+        out.serialize_field("running", &self.running)?;
+        out.serialize_field("packets_in", &self.packets_in)?;
+        out.serialize_field("bytes_in", &self.bytes_in)?;
+        out.serialize_field("packets_out", &self.packets_out)?;
+        out.serialize_field("bytes_out", &self.bytes_out)?;
+        out.serialize_field("dns_udp", &c.dns_udp)?;
+        out.serialize_field("dns_tcp_segments", &c.dns_tcp)?;
+        out.serialize_field("udp_answers", &self.udp_answers)?;
+        out.serialize_field("udp_truncated", &self.udp_truncated)?;
+        out.serialize_field("dropped", &dropped)?;
+        out.serialize_field("icmp_unreachable", &icmp_unreachable)?;
+        out.serialize_field("tcp", &tcp)?;
+        out.serialize_field("unanswerable", &self.unanswerable)?;
+        out.serialize_field("read_errors", &self.read_errors)?;
+        out.serialize_field("write_errors", &self.write_errors)?;
+        out.serialize_field("backpressure_pauses", &self.backpressure_pauses)?;
+        out.serialize_field("queries_in_flight", &self.queries_in_flight)?;
+        out.end()
+    }
+}
+
+/// The `dropped` object: packets read and not answered, by reason.
+#[derive(Serialize)]
+struct Dropped {
+    total: u64,
+    dns_response: u64,
+    malformed: u64,
+    bad_checksum: u64,
+    fragment: u64,
+    non_dns_port: u64,
+    not_unicast: u64,
+    icmp: u64,
+    other_protocol: u64,
+    not_virtual: u64,
+}
+
+/// The `icmp_unreachable` object: port-unreachable replies wanted, sent
+/// and held back by the rate limit.
+#[derive(Serialize)]
+struct IcmpUnreachable {
+    wanted: u64,
+    sent: u64,
+    rate_limited: u64,
+}
+
+/// The `tcp` object: DNS over TCP on the device.
+#[derive(Serialize)]
+struct Tcp {
+    accepted: u64,
+    refused: u64,
+    open: u64,
+    queries: u64,
+    answers: u64,
+    bad_frames: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every counter a distinct value, so a field serialised under the
+    /// wrong key or from the wrong counter shows.
+    fn distinct() -> PacketPathStats {
+        PacketPathStats {
+            classified: PacketStats {
+                dns_udp: 1,
+                dns_response: 2,
+                dns_tcp: 3,
+                icmp_answered: 4,
+                malformed: 5,
+                bad_checksum: 6,
+                fragment: 7,
+                non_dns_port: 8,
+                not_unicast: 9,
+                icmp: 10,
+                other_protocol: 11,
+            },
+            packets_in: 12,
+            bytes_in: 13,
+            packets_out: 14,
+            bytes_out: 15,
+            udp_answers: 16,
+            udp_truncated: 17,
+            not_virtual: 18,
+            icmp_sent: 19,
+            icmp_rate_limited: 20,
+            tcp_connections_accepted: 21,
+            tcp_connections_refused: 22,
+            tcp_connections_open: 23,
+            tcp_queries: 24,
+            tcp_answers: 25,
+            tcp_bad_frames: 26,
+            unanswerable: 27,
+            read_errors: 28,
+            write_errors: 29,
+            backpressure_pauses: 30,
+            queries_in_flight: 31,
+            running: true,
+        }
+    }
+
+    #[test]
+    fn the_json_has_the_keys_scripts_read_each_from_its_counter() {
+        let expected = concat!(
+            r#"{"running":true,"packets_in":12,"bytes_in":13,"packets_out":14,"bytes_out":15,"#,
+            r#""dns_udp":1,"dns_tcp_segments":3,"udp_answers":16,"udp_truncated":17,"#,
+            r#""dropped":{"total":76,"dns_response":2,"malformed":5,"bad_checksum":6,"#,
+            r#""fragment":7,"non_dns_port":8,"not_unicast":9,"icmp":10,"other_protocol":11,"#,
+            r#""not_virtual":18},"icmp_unreachable":{"wanted":4,"sent":19,"rate_limited":20},"#,
+            r#""tcp":{"accepted":21,"refused":22,"open":23,"queries":24,"answers":25,"#,
+            r#""bad_frames":26},"unanswerable":27,"read_errors":28,"write_errors":29,"#,
+            r#""backpressure_pauses":30,"queries_in_flight":31}"#
+        );
+        assert_eq!(distinct().to_json(), expected);
     }
 }
