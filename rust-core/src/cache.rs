@@ -107,11 +107,6 @@ impl Cache {
             .unwrap_or(0)
     }
 
-    /// Whether the cache holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Drops everything (the network changed: answers may be local to it).
     pub fn clear(&self) {
         if let Some(Ok(mut e)) = self.entries.as_ref().map(|e| e.lock()) {

@@ -273,13 +273,13 @@ pub fn query_frame(id: u16, name: &str, keepalive: bool) -> Vec<u8> {
 
 /// The message ID.
 pub fn message_id(msg: &[u8]) -> u16 {
-    dotcore::wire::id(msg)
+    dotcore::internals::wire::id(msg)
 }
 
 /// The edns-tcp-keepalive timeout (in units of 100 ms) a response carries.
 pub fn keepalive_of(msg: &[u8]) -> Option<u16> {
-    let layout = dotcore::wire::Layout::parse(msg).ok()?;
-    dotcore::wire::keepalive_timeout(msg, &layout)
+    let layout = dotcore::internals::wire::Layout::parse(msg).ok()?;
+    dotcore::internals::wire::keepalive_timeout(msg, &layout)
 }
 
 /// How many answers arrived after an answer to a later query: 0 when the
@@ -300,7 +300,7 @@ mod tests {
         let frame = query_frame(7, "a.test.", true);
         let len = u16::from_be_bytes([frame[0], frame[1]]) as usize;
         assert_eq!(len, frame.len() - 2);
-        let q = dotcore::wire::Query::parse(frame[2..].to_vec()).unwrap();
+        let q = dotcore::internals::wire::Query::parse(frame[2..].to_vec()).unwrap();
         assert_eq!(q.id(), 7);
         assert!(q.has_edns());
     }

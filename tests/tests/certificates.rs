@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dotcore::failure::{ServerFailure, ServerFailureKind as Kind};
+use dotcore::internals::tls::{self, ChainVerifier, ServerTls};
 use dotcore::message::{build_query, decode_answer, Answer};
-use dotcore::tls::{self, ChainVerifier, ServerTls};
 use dotcore::{Config, CustomServer, Mode, Resolver, Upstream};
 use dotcore_tests::openssl_pki::{Issued, KeyType, LeafSpec, OpensslPki, Validity};
 use dotcore_tests::unbound::{self as zone, UnboundOptions, UnboundServer};

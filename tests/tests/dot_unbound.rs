@@ -119,7 +119,11 @@ async fn strict_with_ca_answers_a_aaaa_txt_cname_and_nxdomain() {
     assert_eq!(a.rcode, "NOERROR");
     assert_eq!(data(&a), vec![zone::A_TEST_V4]);
     assert_eq!(a.records[0].ttl, zone::A_TEST_TTL);
-    assert_eq!(dotcore::wire::id(&bytes), 0, "client's ID restored");
+    assert_eq!(
+        dotcore::internals::wire::id(&bytes),
+        0,
+        "client's ID restored"
+    );
 
     let (aaaa, _) = ask(&resolver, zone::A_TEST, "AAAA").await;
     assert_eq!(data(&aaaa), vec![zone::A_TEST_V6]);
@@ -480,7 +484,7 @@ async fn identical_concurrent_queries_are_coalesced() {
 
 /// The question of a response, as raw bytes (name, type, class).
 fn question_bytes(msg: &[u8]) -> Vec<u8> {
-    let layout = dotcore::wire::Layout::parse(msg).unwrap();
+    let layout = dotcore::internals::wire::Layout::parse(msg).unwrap();
     msg[layout.question].to_vec()
 }
 
@@ -560,7 +564,10 @@ async fn malformed_client_messages_get_formerr_not_silence() {
     let resolver = Resolver::new(&strict_with_ca(&server), Arc::new(dotcore::NoHost)).unwrap();
     for junk in [&b""[..], &[0u8; 3], &[0xFF; 40]] {
         let r = resolver.resolve(junk).await;
-        assert_eq!(dotcore::wire::rcode(&r), dotcore::wire::RCODE_FORMERR);
+        assert_eq!(
+            dotcore::internals::wire::rcode(&r),
+            dotcore::internals::wire::RCODE_FORMERR
+        );
     }
     assert_eq!(resolver.stats().fail_bad_query, 3);
     assert_eq!(resolver.stats().upstream_queries, 0);

@@ -163,7 +163,7 @@ async fn each_query_is_one_tls_record_in_one_write() {
         let answer = resolver
             .resolve(&build_query(&format!("q{i}.test"), "A").unwrap())
             .await;
-        assert_eq!(dotcore::wire::rcode(&answer), 0);
+        assert_eq!(dotcore::internals::wire::rcode(&answer), 0);
     }
     let calls = written.calls.load(Ordering::SeqCst) - calls_before;
     let records = written.record_types();
@@ -193,7 +193,7 @@ async fn queries_queued_together_share_one_write() {
         })
         .collect();
     for t in tasks {
-        assert_eq!(dotcore::wire::rcode(&t.await.unwrap()), 0);
+        assert_eq!(dotcore::internals::wire::rcode(&t.await.unwrap()), 0);
     }
     let calls = written.calls.load(Ordering::SeqCst) - calls_before;
     assert!(calls < 20, "batched: {calls} writes for 20 queries");

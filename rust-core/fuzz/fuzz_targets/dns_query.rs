@@ -6,8 +6,8 @@
 
 #![no_main]
 
-use dotcore::packet::client_udp_payload_limit;
-use dotcore::wire::{
+use dotcore::internals::packet::client_udp_payload_limit;
+use dotcore::internals::wire::{
     badvers_response, error_response, keepalive_timeout, response_for_client, Layout, Query,
     QuestionKey, HEADER_LEN, RCODE_BADVERS, RCODE_FORMERR, RCODE_SERVFAIL,
 };

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use dotcore::packet::{client_udp_payload_limit, truncate_dns_response, MAX_UDP_PAYLOAD_V4};
+use dotcore::internals::packet::{client_udp_payload_limit, truncate_dns_response, MAX_UDP_PAYLOAD_V4};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

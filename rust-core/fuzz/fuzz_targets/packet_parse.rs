@@ -8,11 +8,11 @@
 
 #![no_main]
 
-use dotcore::packet::{
+use dotcore::internals::packet::{
     build_port_unreachable, build_udp_reply, classify_and_count, parse, IcmpKind, Packet,
     PacketStats,
 };
-use dotcore::tun::fuzzing::{Handled, PacketPath};
+use dotcore::internals::tun::{Handled, PacketPath};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -13,8 +13,8 @@
 
 use std::net::IpAddr;
 
-use dotcore::packet::{parse, Packet};
-use dotcore::tun::fuzzing::TcpPath;
+use dotcore::internals::packet::{parse, Packet};
+use dotcore::internals::tun::TcpPath;
 use dotcore::net::{is_virtual_dns, TUN_ADDRESS_V4, TUN_ADDRESS_V6, VIRTUAL_DNS_V4, VIRTUAL_DNS_V6};
 use dotcore::tun::MAX_TCP_CONNECTIONS;
 use libfuzzer_sys::fuzz_target;

@@ -1,4 +1,4 @@
-//! Differential fuzzing of the crate's DNS parser (`dotcore::wire`) against
+//! Differential fuzzing of the crate's DNS parser (`dotcore::internals::wire`) against
 //! hickory-proto's `Message::from_vec`, the decoder of the same version the
 //! engine links.
 //!
@@ -7,7 +7,7 @@
 //! four counts, every question (name compared case-insensitively, type,
 //! class), every record's owner, type, class and TTL, and the EDNS version,
 //! DO bit and payload size. Where only one accepts, the reason must be one
-//! of these deliberate differences (`dotcore::wire::differential::Difference`),
+//! of these deliberate differences (`dotcore::internals::wire::differential::Difference`),
 //! anything else is a crash:
 //!
 //! * **Trailing bytes** — we refuse bytes after the last record the header
@@ -33,7 +33,7 @@
 
 #![no_main]
 
-use dotcore::wire::differential::compare;
+use dotcore::internals::wire::differential::compare;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use dotcore::config::{parse_resolver_address, CustomServer, Upstream};
 use dotcore::framing::{self, FrameReader};
-use dotcore::packet::{client_udp_payload_limit, truncate_dns_response};
+use dotcore::{client_udp_payload_limit, truncate_dns_response};
 use dotcore::{message, providers, Config, Mode, NoHost, Resolver};
 
 #[derive(Parser)]
@@ -386,7 +386,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, resolver: Resolver, limit: Arc<Semaph
                 continue;
             }
         };
-        if dotcore::wire::is_response(&buf[..n]) {
+        if dotcore::is_dns_response(&buf[..n]) {
             // Never answer a response, not even with an error: with a
             // spoofed source, two servers doing so would answer each other
             // forever.

@@ -6,7 +6,7 @@
 //! arrives here as an IPv4 or IPv6 packet:
 //!
 //! * UDP to port 53 of a virtual address: the query is validated by the
-//!   packet layer ([`crate::packet`]: lengths, checksums), resolved, cut to
+//!   packet layer (`packet`: lengths, checksums), resolved, cut to
 //!   the client's EDNS buffer size (512 bytes without EDNS) with TC set when
 //!   it does not fit, and written back with swapped addresses and fresh
 //!   checksums.
@@ -24,15 +24,14 @@
 //! on an unbounded queue of ours. TCP connections, their buffers and the
 //! pipelining depth per connection are capped too.
 //!
-//! The only `unsafe` code of the crate lives in [`device`] (fcntl and the
+//! The only `unsafe` code of the crate lives in `tun/device.rs` (fcntl and the
 //! TUNSETIFF ioctl), each use with its `SAFETY` argument.
 
 #[allow(unsafe_code)]
 mod device;
 mod dispatch;
 #[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing;
+pub(crate) mod fuzzing;
 mod packet_loop;
 mod stack;
 mod stats;

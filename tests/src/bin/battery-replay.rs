@@ -456,7 +456,7 @@ async fn replay(options: Options) -> Result<(), String> {
     }
     for t in tasks {
         let answer = t.await.map_err(|e| e.to_string())?;
-        if dotcore::wire::rcode(&answer) != 0 {
+        if dotcore::internals::wire::rcode(&answer) != 0 {
             return Err("a query failed during the replay".into());
         }
     }

@@ -112,7 +112,7 @@ class StatusTest {
 
     @Test
     fun aFailureKeepsItsKindAndTheStatusSaysWhatToDo() {
-        val on = AppStatus(service = ServiceState.Running, mode = Mode.STRICT)
+        val on = AppStatus(service = ServiceState.Running(Settings()), mode = Mode.STRICT)
         var s = ServerStatus().on(
             EngineEvent.ServerFailed(
                 "dot.test", "certificate is not valid for dot.test (it names other.example)",
