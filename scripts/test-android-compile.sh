@@ -108,8 +108,8 @@ if [ "${DOTCORE_SKIP_SELF_TEST:-0}" != 1 ]; then
     cp -r "$ROOT/android/app/src/main" "$broken/app/src/main"
     victim="$broken/app/src/main/kotlin/app/dotcore/DotVpnService.kt"
     # Android API misuse: VpnService.Builder.setMtu takes an Int.
-    sed -i 's/\.setMtu(MTU)/.setMtu(MTU.toString())/' "$victim"
-    line="$(grep -n '\.setMtu(MTU.toString())' "$victim" | cut -d: -f1)"
+    sed -i 's/\.setMtu(spec\.mtu)/.setMtu(spec.mtu.toString())/' "$victim"
+    line="$(grep -n '\.setMtu(spec\.mtu\.toString())' "$victim" | cut -d: -f1)"
     [ -n "$line" ] || die "self-test could not inject its type error (DotVpnService.kt changed?)"
     if (cd "$broken/compile-check" && mvn -B -q -o compile "${MVN_PROPS[@]}" \
         -Dworkspace.dir="$ROOT" -Duniffi.generated="$GENERATED" >"$broken/mvn.log" 2>&1); then

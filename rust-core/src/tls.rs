@@ -271,6 +271,11 @@ fn presented_name(p: &str) -> String {
                 .and_then(|r| r.strip_suffix(')'))
         })
         .unwrap_or(p);
+    // webpki writes IPv6 addresses in its own uncompressed form ("0::1");
+    // people and every other tool write "::1".
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return ip.to_string();
+    }
     bare.chars()
         .filter(|c| !c.is_control())
         .take(PRESENTED_NAME_MAX)
@@ -938,6 +943,16 @@ fn alert_name(alert: rustls::AlertDescription) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presented_names_read_as_people_write_them() {
+        assert_eq!(presented_name("DnsName(\"dot.test\")"), "dot.test");
+        assert_eq!(presented_name("IpAddress(192.0.2.1)"), "192.0.2.1");
+        assert_eq!(presented_name("IpAddress(0::1)"), "::1");
+        assert_eq!(presented_name("IpAddress(2001:db8:0:0:0:0:0:53)"), "2001:db8::53");
+        assert_eq!(presented_name("DnsName(\"a\u{7}b\")"), "ab", "control characters go");
+        assert_eq!(presented_name(&"x".repeat(300)).len(), PRESENTED_NAME_MAX);
+    }
 
     fn spec(name: Option<&str>) -> ServerSpec {
         ServerSpec {
