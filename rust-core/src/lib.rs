@@ -26,6 +26,7 @@ pub mod failure;
 mod fallback;
 pub mod framing;
 pub mod host;
+mod inflight;
 pub mod message;
 pub mod net;
 pub mod packet;

@@ -1,20 +1,20 @@
 //! The resolver: wire-format query in, wire-format answer out.
 //!
 //! Order of work for one query: validate it; answer from the cache; join an
-//! identical query already in flight; otherwise send it upstream. In strict
+//! identical query already in flight (inflight.rs); otherwise send it
+//! upstream. In strict
 //! mode that is DoT (retrying once on a fresh connection if the connection
 //! broke). In opportunistic mode the fallback state machine (fallback.rs)
 //! picks DoT or clear text so that no query waits for DoT to come up, and
 //! this file runs its probes. Whatever goes wrong, the client gets an
 //! answer: SERVFAIL, or FORMERR for a query we cannot read.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cache::Cache;
@@ -22,6 +22,7 @@ use crate::cleartext::{Cleartext, CleartextError};
 use crate::config::{Config, ConfigError, Mode, ServerSpec, Upstream, Validated};
 use crate::fallback::{Decision, Fallback, Notice, Probe, Route};
 use crate::host::{AnswerSource, Dialer, Event, Host, TcpDialer};
+use crate::inflight::{InFlight, Join};
 use crate::policy::PowerState;
 use crate::providers::DOT_PORT;
 use crate::stats::{FailureKind, Stats, StatsSnapshot};
@@ -55,7 +56,7 @@ struct Inner {
     power: watch::Sender<PowerState>,
     cleartext: Option<Cleartext>,
     fallback: Mutex<Fallback>,
-    inflight: Mutex<HashMap<QuestionKey, Vec<oneshot::Sender<Shared>>>>,
+    inflight: InFlight<QuestionKey, Shared>,
     shut_down: AtomicBool,
 }
 
@@ -108,7 +109,7 @@ impl Resolver {
             chain,
             power,
             cleartext,
-            inflight: Mutex::new(HashMap::new()),
+            inflight: InFlight::new(),
             shut_down: AtomicBool::new(false),
             config,
         };
@@ -295,28 +296,14 @@ impl Inner {
                 AnswerSource::Cache,
             );
         }
-        let waiter = {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            match inflight.get_mut(&query.key) {
-                Some(waiters) => {
-                    let (tx, rx) = oneshot::channel();
-                    waiters.push(tx);
-                    Some(rx)
-                }
-                None => {
-                    inflight.insert(query.key.clone(), Vec::new());
-                    None
-                }
-            }
-        };
-        let (shared, source) = match waiter {
-            Some(rx) => match rx.await {
-                Ok(shared) => {
+        let (shared, source) = match self.inflight.join(&query.key) {
+            Join::Follower(follower) => match follower.wait().await {
+                Some(shared) => {
                     Stats::add(&self.stats.coalesced, 1);
                     (shared, AnswerSource::Coalesced)
                 }
                 // The leading query was cancelled; ask on our own.
-                Err(_) => {
+                None => {
                     let shared = Arc::new(self.upstream(query).await);
                     let source = shared
                         .as_ref()
@@ -325,16 +312,12 @@ impl Inner {
                     (shared, source)
                 }
             },
-            None => {
-                let guard = InflightGuard {
-                    inner: self,
-                    key: &query.key,
-                };
+            Join::Leader(leader) => {
                 let shared = Arc::new(self.upstream(query).await);
                 if let Ok((bytes, layout, _)) = shared.as_ref() {
                     self.cache.insert(query.key.clone(), bytes, layout);
                 }
-                guard.complete(&shared);
+                leader.complete(shared.clone());
                 let source = shared
                     .as_ref()
                     .as_ref()
@@ -700,39 +683,6 @@ fn dot_failure_kind(e: &DotFailure, deadline: Instant) -> FailureKind {
         DotFailure::Exchange(ExchangeError::Closed) => FailureKind::ConnectionLost,
         DotFailure::Exchange(ExchangeError::BadResponse(_)) => FailureKind::BadResponse,
         DotFailure::Exchange(ExchangeError::Random) => FailureKind::Random,
-    }
-}
-
-/// Removes a coalescing entry even if the leading query is cancelled, so
-/// waiters are never left hanging.
-struct InflightGuard<'a> {
-    inner: &'a Inner,
-    key: &'a QuestionKey,
-}
-
-impl InflightGuard<'_> {
-    fn complete(self, shared: &Shared) {
-        let waiters = self.take();
-        for w in waiters {
-            let _ = w.send(shared.clone());
-        }
-        std::mem::forget(self);
-    }
-
-    fn take(&self) -> Vec<oneshot::Sender<Shared>> {
-        self.inner
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(self.key)
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for InflightGuard<'_> {
-    fn drop(&mut self) {
-        // Dropping the senders wakes the waiters, who then ask themselves.
-        drop(self.take());
     }
 }
 
