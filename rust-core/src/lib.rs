@@ -31,6 +31,7 @@ pub mod message;
 pub mod net;
 pub mod packet;
 pub mod policy;
+mod pool;
 pub mod providers;
 mod quickack;
 pub mod resolver;

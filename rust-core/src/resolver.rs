@@ -2,33 +2,31 @@
 //!
 //! Order of work for one query: validate it; answer from the cache; join an
 //! identical query already in flight (inflight.rs); otherwise send it
-//! upstream. In strict
-//! mode that is DoT (retrying once on a fresh connection if the connection
-//! broke). In opportunistic mode the fallback state machine (fallback.rs)
-//! picks DoT or clear text so that no query waits for DoT to come up, and
-//! this file runs its probes. Whatever goes wrong, the client gets an
-//! answer: SERVFAIL, or FORMERR for a query we cannot read.
+//! upstream. In strict mode that is DoT to the server pool (pool.rs, which
+//! fails over between servers), retrying once on a fresh connection if the
+//! connection broke. In opportunistic mode the fallback state machine
+//! (fallback.rs) picks DoT or clear text so that no query waits for DoT to
+//! come up, and this file runs its probes. Whatever goes wrong, the client
+//! gets an answer: SERVFAIL, or FORMERR for a query we cannot read.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::cache::Cache;
 use crate::cleartext::{Cleartext, CleartextError};
-use crate::config::{Config, ConfigError, Mode, ServerSpec, Upstream, Validated};
+use crate::config::{Config, ConfigError, Mode, Validated};
 use crate::fallback::{Decision, Fallback, Notice, Probe, Route};
 use crate::host::{AnswerSource, Dialer, Event, Host, TcpDialer};
 use crate::inflight::{InFlight, Join};
 use crate::policy::PowerState;
-use crate::providers::DOT_PORT;
+use crate::pool::{Pool, PoolParts, ServerConnection};
 use crate::stats::{FailureKind, Stats, StatsSnapshot};
-use crate::tls::{ChainVerifier, ServerTls};
-use crate::transport::{Connection, ConnectionSettings, ExchangeError, OpenError};
-use crate::upstream::{ConnectEnv, UpstreamServer};
+use crate::tls::ChainVerifier;
+use crate::transport::{ExchangeError, OpenError};
 use crate::wire::{self, Layout, Query, QueryError, QuestionKey};
 
 /// An answer shared between coalesced queries.
@@ -47,13 +45,12 @@ pub struct Resolver {
 struct Inner {
     config: Config,
     host: Arc<dyn Host>,
-    dialer: Arc<dyn Dialer>,
     stats: Arc<Stats>,
     cache: Cache,
-    chain: Arc<ChainVerifier>,
-    servers: RwLock<Vec<Arc<UpstreamServer>>>,
+    pool: Pool,
+    /// The network's clear-text resolvers (also the servers of
+    /// [`crate::Upstream::NetworkResolvers`]).
     network_resolvers: RwLock<Vec<SocketAddr>>,
-    power: watch::Sender<PowerState>,
     cleartext: Option<Cleartext>,
     fallback: Mutex<Fallback>,
     inflight: InFlight<QuestionKey, Shared>,
@@ -87,7 +84,18 @@ impl Resolver {
         } = config.validate()?;
         let stats = Arc::new(Stats::default());
         let chain = Arc::new(ChainVerifier::new(&extra_roots));
-        let (power, _) = watch::channel(config.power_state);
+        let network_resolvers = without_own_addresses(config.network_resolvers.clone());
+        let pool = Pool::new(
+            &config,
+            servers,
+            &network_resolvers,
+            PoolParts {
+                chain,
+                dialer,
+                host: host.clone(),
+                stats: stats.clone(),
+            },
+        );
         let cleartext = Cleartext::for_mode(
             config.mode,
             host.clone(),
@@ -101,19 +109,15 @@ impl Resolver {
                 config.reprobe.max,
                 Instant::now(),
             )),
-            servers: RwLock::new(Vec::new()),
-            network_resolvers: RwLock::new(without_own_addresses(config.network_resolvers.clone())),
+            pool,
+            network_resolvers: RwLock::new(network_resolvers),
             host,
-            dialer,
             stats,
-            chain,
-            power,
             cleartext,
             inflight: InFlight::new(),
             shut_down: AtomicBool::new(false),
             config,
         };
-        inner.install_servers(servers);
         Ok(Resolver {
             inner: Arc::new(inner),
         })
@@ -129,12 +133,12 @@ impl Resolver {
     /// Tells the engine the device's power state; idle connections adopt
     /// the new idle timeout at once.
     pub fn set_power_state(&self, state: PowerState) {
-        self.inner.power.send_replace(state);
+        self.inner.pool.set_power_state(state);
     }
 
     /// The power state last set.
     pub fn power_state(&self) -> PowerState {
-        *self.inner.power.borrow()
+        self.inner.pool.power_state()
     }
 
     /// The device moved to another network with these resolvers: drops
@@ -149,13 +153,7 @@ impl Resolver {
     /// last failure while it is failing).
     pub fn stats(&self) -> StatsSnapshot {
         let mut snapshot = self.inner.stats.snapshot();
-        let servers = self
-            .inner
-            .servers
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        snapshot.servers = servers.iter().flat_map(|s| s.status()).collect();
+        snapshot.servers = self.inner.pool.status();
         snapshot
     }
 
@@ -165,18 +163,7 @@ impl Resolver {
     /// a bare FIN.
     pub async fn shutdown(&self) {
         self.inner.shut_down.store(true, Ordering::Release);
-        let servers = self
-            .inner
-            .servers
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        // Concurrently, so one slow server does not hold the others' close.
-        let mut closing = tokio::task::JoinSet::new();
-        for s in servers {
-            closing.spawn(async move { s.close().await });
-        }
-        while closing.join_next().await.is_some() {}
+        self.inner.pool.close().await;
     }
 
     /// The mode in force.
@@ -204,49 +191,6 @@ impl Resolver {
 }
 
 impl Inner {
-    fn install_servers(&self, configured: Vec<ServerSpec>) {
-        let specs = if matches!(self.config.upstream, Upstream::NetworkResolvers) {
-            // Opportunistic DoT to the network's own resolvers, port 853,
-            // with no name to authenticate.
-            let resolvers = self
-                .network_resolvers
-                .read()
-                .map(|r| r.clone())
-                .unwrap_or_default();
-            resolvers
-                .iter()
-                .map(|r| ServerSpec {
-                    auth_name: None,
-                    addresses: vec![SocketAddr::new(r.ip(), DOT_PORT)],
-                    pins: Vec::new(),
-                })
-                .collect()
-        } else {
-            configured
-        };
-        let servers = specs
-            .into_iter()
-            .map(|spec| {
-                let tls = ServerTls::new(&spec, self.config.mode, self.chain.clone());
-                Arc::new(UpstreamServer::new(spec, tls))
-            })
-            .collect();
-        if let Ok(mut s) = self.servers.write() {
-            *s = servers;
-        }
-    }
-
-    fn settings(&self) -> ConnectionSettings {
-        let t = self.config.timeouts;
-        ConnectionSettings {
-            connect_timeout: t.connect,
-            handshake_timeout: t.handshake,
-            query_timeout: t.query,
-            max_in_flight: self.config.max_in_flight,
-            idle: self.config.idle,
-        }
-    }
-
     async fn resolve(self: &Arc<Self>, bytes: &[u8]) -> Vec<u8> {
         let started = Instant::now();
         Stats::add(&self.stats.queries, 1);
@@ -492,7 +436,8 @@ impl Inner {
             if attempt == 1 {
                 Stats::add(&self.stats.retries, 1);
             }
-            let (server, connection) = self
+            let ServerConnection { server, connection } = self
+                .pool
                 .any_connection(Some(deadline))
                 .await
                 .map_err(DotFailure::Open)?;
@@ -526,32 +471,6 @@ impl Inner {
             }
         }
         result
-    }
-
-    /// A connection to the first server that can give one, and that server;
-    /// connecting stops at `deadline`.
-    async fn any_connection(
-        &self,
-        deadline: Option<Instant>,
-    ) -> Result<(Arc<UpstreamServer>, Connection), OpenError> {
-        let servers = self.servers.read().map(|s| s.clone()).unwrap_or_default();
-        let power = self.power.subscribe();
-        let env = ConnectEnv {
-            dialer: &*self.dialer,
-            host: &*self.host,
-            settings: self.settings(),
-            deadline,
-            power: &power,
-            stats: &self.stats,
-        };
-        let mut last = OpenError::untried("no DoT server configured");
-        for server in servers {
-            match server.connection(&env).await {
-                Ok(c) => return Ok((server, c)),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
     }
 
     /// One clear-text exchange within `deadline`. Failures are returned,
@@ -604,7 +523,10 @@ impl Inner {
             Err(OpenError::untried("engine shut down"))
         } else {
             let started = Instant::now();
-            self.any_connection(None).await.map(|_| started.elapsed())
+            self.pool
+                .any_connection(None)
+                .await
+                .map(|_| started.elapsed())
         };
         let reason = match &result {
             Ok(_) => String::new(),
@@ -638,9 +560,8 @@ impl Inner {
     }
 
     async fn network_changed(self: &Arc<Self>, resolvers: Vec<SocketAddr>) {
-        let resolvers = without_own_addresses(resolvers);
         if let Ok(mut r) = self.network_resolvers.write() {
-            *r = resolvers;
+            *r = without_own_addresses(resolvers);
         }
         // Before the connections are reset (which waits for a connect in
         // progress): from here on, queries go to the new network's
@@ -651,13 +572,14 @@ impl Inner {
             .unwrap_or_else(|e| e.into_inner())
             .network_changed(Instant::now());
         self.cache.clear();
-        let old = self.servers.read().map(|s| s.clone()).unwrap_or_default();
-        for s in &old {
-            s.reset().await;
-        }
-        if matches!(self.config.upstream, Upstream::NetworkResolvers) {
-            self.install_servers(Vec::new());
-        }
+        self.pool
+            .network_changed(|| {
+                self.network_resolvers
+                    .read()
+                    .map(|r| r.clone())
+                    .unwrap_or_default()
+            })
+            .await;
         if self.cleartext.is_some() {
             self.spawn_probe(probe);
         }
