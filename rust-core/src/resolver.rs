@@ -7,7 +7,8 @@
 //! connection broke. In opportunistic mode the fallback state machine
 //! (fallback.rs) picks DoT or clear text so that no query waits for DoT to
 //! come up, and this file runs its probes. Whatever goes wrong, the client
-//! gets an answer: SERVFAIL, or FORMERR for a query we cannot read.
+//! gets an answer: SERVFAIL, or FORMERR for a query we cannot read; which
+//! failure it is counted as is decided in stats.rs.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +25,7 @@ use crate::host::{AnswerSource, Dialer, Event, Host, TcpDialer};
 use crate::inflight::{InFlight, Join};
 use crate::policy::PowerState;
 use crate::pool::{Pool, PoolParts, ServerConnection};
-use crate::stats::{FailureKind, Stats, StatsSnapshot};
+use crate::stats::{DotOutcome, FailureKind, Stats, StatsSnapshot};
 use crate::tls::ChainVerifier;
 use crate::transport::{ExchangeError, OpenError};
 use crate::wire::{self, Layout, Query, QueryError, QuestionKey};
@@ -58,8 +59,10 @@ struct Inner {
 }
 
 /// How sending over DoT failed.
-enum DotFailure {
+pub(crate) enum DotFailure {
+    /// No server gave a connection.
     Open(OpenError),
+    /// The connection gave no answer.
     Exchange(ExchangeError),
 }
 
@@ -289,15 +292,9 @@ impl Inner {
         }
         match tokio::time::timeout_at(deadline, self.dot(query, deadline)).await {
             Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
-            Ok(Err(e)) => Err(self.failed(dot_failure_kind(&e, deadline))),
-            Err(_) => Err(self.failed(FailureKind::Timeout)),
+            Ok(Err(e)) => Err(self.stats.failed(outcome(&e, deadline))),
+            Err(_) => Err(self.stats.failed(FailureKind::Timeout)),
         }
-    }
-
-    /// Counts the failure a client is answered SERVFAIL for.
-    fn failed(&self, kind: FailureKind) -> FailureKind {
-        self.stats.failure(kind);
-        kind
     }
 
     /// Opportunistic mode: where the query goes is the fallback state
@@ -327,7 +324,7 @@ impl Inner {
                     .await
             }
         };
-        result.map_err(|kind| self.failed(kind))
+        result.map_err(|kind| self.stats.failed(kind))
     }
 
     /// DoT, joined by clear text when DoT fails or has not answered after
@@ -353,7 +350,7 @@ impl Inner {
             Some(Ok(Err(e))) => {
                 self.note_dot_failure(&e, deadline);
                 if cleartext_after.is_none() {
-                    return Err(dot_failure_kind(&e, deadline));
+                    return Err(outcome(&e, deadline).into());
                 }
                 return self.cleartext(query, deadline).await;
             }
@@ -501,10 +498,12 @@ impl Inner {
                 wire::clear_authentic_data(&mut bytes);
                 Ok((bytes, layout, AnswerSource::Cleartext))
             }
-            Ok(Err(CleartextError::Random)) => Err(FailureKind::Random),
             Ok(Err(e)) => {
-                log::info!("clear-text query failed: {e}");
-                Err(FailureKind::Cleartext)
+                // A failed random draw was logged where it happened.
+                if !matches!(e, CleartextError::Random) {
+                    log::info!("clear-text query failed: {e}");
+                }
+                Err(FailureKind::from(&e))
             }
             Err(_) => Err(FailureKind::Timeout),
         }
@@ -593,18 +592,11 @@ fn ran_out(deadline: Instant) -> bool {
     Instant::now() >= deadline
 }
 
-/// The failure a DoT error is counted as.
-fn dot_failure_kind(e: &DotFailure, deadline: Instant) -> FailureKind {
-    if ran_out(deadline) {
-        return FailureKind::Timeout;
-    }
-    match e {
-        DotFailure::Open(e) if e.before_tls() => FailureKind::Connect,
-        DotFailure::Open(_) => FailureKind::Tls,
-        DotFailure::Exchange(ExchangeError::Timeout) => FailureKind::Timeout,
-        DotFailure::Exchange(ExchangeError::Closed) => FailureKind::ConnectionLost,
-        DotFailure::Exchange(ExchangeError::BadResponse(_)) => FailureKind::BadResponse,
-        DotFailure::Exchange(ExchangeError::Random) => FailureKind::Random,
+/// How a DoT failure counts, judged now against the query's `deadline`.
+fn outcome(error: &DotFailure, deadline: Instant) -> DotOutcome<'_> {
+    DotOutcome {
+        error,
+        ran_out: ran_out(deadline),
     }
 }
 
