@@ -30,8 +30,18 @@ use crate::tls::ChainVerifier;
 use crate::transport::{ExchangeError, OpenError};
 use crate::wire::{self, Layout, Query, QueryError, QuestionKey};
 
-/// An answer shared between coalesced queries.
-type Shared = Arc<Result<(Vec<u8>, Layout, AnswerSource), FailureKind>>;
+/// An answer from upstream, before it is adapted to each client that asked.
+struct UpstreamAnswer {
+    /// The response as the server sent it (ID still the wire ID).
+    bytes: Vec<u8>,
+    /// Where its records and TTLs are, for the cache and per-client copies.
+    layout: Layout,
+    /// Which way it came: DoT or clear text.
+    source: AnswerSource,
+}
+
+/// One upstream result, shared between coalesced queries.
+type Shared = Arc<Result<UpstreamAnswer, FailureKind>>;
 
 /// The DNS-over-TLS resolver. Cheap to clone; all clones share one engine.
 ///
@@ -252,28 +262,26 @@ impl Inner {
                 // The leading query was cancelled; ask on our own.
                 None => {
                     let shared = Arc::new(self.upstream(query).await);
-                    let source = shared
-                        .as_ref()
-                        .as_ref()
-                        .map_or(AnswerSource::Failed, |r| r.2);
+                    let source = source_of(&shared);
                     (shared, source)
                 }
             },
             Join::Leader(leader) => {
                 let shared = Arc::new(self.upstream(query).await);
-                if let Ok((bytes, layout, _)) = shared.as_ref() {
-                    self.cache.insert(query.key.clone(), bytes, layout);
+                if let Ok(answer) = shared.as_ref() {
+                    self.cache
+                        .insert(query.key.clone(), &answer.bytes, &answer.layout);
                 }
                 leader.complete(shared.clone());
-                let source = shared
-                    .as_ref()
-                    .as_ref()
-                    .map_or(AnswerSource::Failed, |r| r.2);
+                let source = source_of(&shared);
                 (shared, source)
             }
         };
         match shared.as_ref() {
-            Ok((bytes, layout, _)) => (wire::response_for_client(bytes, layout, query), source),
+            Ok(answer) => (
+                wire::response_for_client(&answer.bytes, &answer.layout, query),
+                source,
+            ),
             Err(_) => (
                 wire::error_response(&query.bytes, wire::RCODE_SERVFAIL),
                 AnswerSource::Failed,
@@ -282,16 +290,13 @@ impl Inner {
     }
 
     /// Gets an answer from upstream within the query timeout.
-    async fn upstream(
-        self: &Arc<Self>,
-        query: &Query,
-    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+    async fn upstream(self: &Arc<Self>, query: &Query) -> Result<UpstreamAnswer, FailureKind> {
         let deadline = Instant::now() + self.config.timeouts.query;
         if self.cleartext.is_some() {
             return self.opportunistic(query, deadline).await;
         }
         match tokio::time::timeout_at(deadline, self.dot(query, deadline)).await {
-            Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(self.stats.failed(outcome(&e, deadline))),
             Err(_) => Err(self.stats.failed(FailureKind::Timeout)),
         }
@@ -303,7 +308,7 @@ impl Inner {
         self: &Arc<Self>,
         query: &Query,
         deadline: Instant,
-    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+    ) -> Result<UpstreamAnswer, FailureKind> {
         let cleartext_possible = self
             .network_resolvers
             .read()
@@ -335,7 +340,7 @@ impl Inner {
         query: &Query,
         deadline: Instant,
         cleartext_after: Option<Duration>,
-    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+    ) -> Result<UpstreamAnswer, FailureKind> {
         let dot = tokio::time::timeout_at(deadline, self.dot(query, deadline));
         tokio::pin!(dot);
         // Half the query timeout at most, so that under a short configured
@@ -346,7 +351,7 @@ impl Inner {
             _ = tokio::time::sleep_until(grace.unwrap_or(deadline)), if grace.is_some() => None,
         };
         match first {
-            Some(Ok(Ok(answer))) => return Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+            Some(Ok(Ok(answer))) => return Ok(answer),
             Some(Ok(Err(e))) => {
                 self.note_dot_failure(&e, deadline);
                 if cleartext_after.is_none() {
@@ -362,7 +367,7 @@ impl Inner {
         tokio::pin!(clear);
         tokio::select! {
             r = &mut dot => match r {
-                Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+                Ok(Ok(answer)) => Ok(answer),
                 Ok(Err(e)) => {
                     self.note_dot_failure(&e, deadline);
                     clear.await
@@ -385,7 +390,7 @@ impl Inner {
                     Ok(answer)
                 }
                 Err(kind) => match dot.await {
-                    Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+                    Ok(Ok(answer)) => Ok(answer),
                     Ok(Err(e)) => {
                         self.note_dot_failure(&e, deadline);
                         Err(kind)
@@ -418,11 +423,7 @@ impl Inner {
     /// (closed, or dropped for sending garbage), all by `deadline`. Whatever
     /// fails is recorded against the server address it failed on: that is
     /// what a failed query is explained with.
-    async fn dot(
-        &self,
-        query: &Query,
-        deadline: Instant,
-    ) -> Result<crate::transport::Answer, DotFailure> {
+    async fn dot(&self, query: &Query, deadline: Instant) -> Result<UpstreamAnswer, DotFailure> {
         let mut result = Err(DotFailure::Exchange(ExchangeError::Closed));
         for attempt in 0..2 {
             // After shutdown no connection may be opened, not even for the
@@ -452,7 +453,11 @@ impl Inner {
                     if !connection.authenticated {
                         wire::clear_authentic_data(&mut answer.bytes);
                     }
-                    return Ok(answer);
+                    return Ok(UpstreamAnswer {
+                        bytes: answer.bytes,
+                        layout: answer.layout,
+                        source: AnswerSource::Tls,
+                    });
                 }
                 Err(e) => {
                     if let Some(failure) = e.server_failure(self.config.timeouts.query) {
@@ -476,7 +481,7 @@ impl Inner {
         self: &Arc<Self>,
         query: &Query,
         deadline: Instant,
-    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+    ) -> Result<UpstreamAnswer, FailureKind> {
         let Some(cleartext) = &self.cleartext else {
             // Unreachable by construction in strict mode; fail closed.
             return Err(FailureKind::Tls);
@@ -496,7 +501,11 @@ impl Inner {
             Ok(Ok((mut bytes, layout))) => {
                 Stats::add(&self.stats.cleartext_queries, 1);
                 wire::clear_authentic_data(&mut bytes);
-                Ok((bytes, layout, AnswerSource::Cleartext))
+                Ok(UpstreamAnswer {
+                    bytes,
+                    layout,
+                    source: AnswerSource::Cleartext,
+                })
             }
             Ok(Err(e)) => {
                 // A failed random draw was logged where it happened.
@@ -598,6 +607,14 @@ fn outcome(error: &DotFailure, deadline: Instant) -> DotOutcome<'_> {
         error,
         ran_out: ran_out(deadline),
     }
+}
+
+/// Where a shared result came from, for the query log.
+fn source_of(shared: &Shared) -> AnswerSource {
+    shared
+        .as_ref()
+        .as_ref()
+        .map_or(AnswerSource::Failed, |answer| answer.source)
 }
 
 /// The network's resolvers minus the engine's own virtual DNS addresses: a
