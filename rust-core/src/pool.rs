@@ -98,8 +98,8 @@ impl Pool {
         pool
     }
 
-    /// Replaces the servers with `specs`; connections to the old ones close
-    /// when the last query using them lets go.
+    /// Replaces the servers with `specs`. The old ones are only dropped,
+    /// not closed: a network change resets them before replacing them.
     pub fn install(&self, specs: Vec<ServerSpec>) {
         let servers = specs
             .into_iter()
