@@ -1,37 +1,47 @@
 //! The resolver: wire-format query in, wire-format answer out.
 //!
 //! Order of work for one query: validate it; answer from the cache; join an
-//! identical query already in flight; otherwise send it upstream. In strict
-//! mode that is DoT (retrying once on a fresh connection if the connection
-//! broke). In opportunistic mode the fallback state machine (fallback.rs)
-//! picks DoT or clear text so that no query waits for DoT to come up, and
-//! this file runs its probes. Whatever goes wrong, the client gets an
-//! answer: SERVFAIL, or FORMERR for a query we cannot read.
+//! identical query already in flight (inflight.rs); otherwise send it
+//! upstream. In strict mode that is DoT to the server pool (pool.rs, which
+//! fails over between servers), retrying once on a fresh connection if the
+//! connection broke. In opportunistic mode the fallback state machine
+//! (fallback.rs) picks DoT or clear text so that no query waits for DoT to
+//! come up, and this file runs its probes. Whatever goes wrong, the client
+//! gets an answer: SERVFAIL, or FORMERR for a query we cannot read; which
+//! failure it is counted as is decided in stats.rs.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use crate::cache::Cache;
 use crate::cleartext::{Cleartext, CleartextError};
-use crate::config::{Config, ConfigError, Mode, ServerSpec, Upstream, Validated};
+use crate::config::{Config, ConfigError, Mode, Validated};
 use crate::fallback::{Decision, Fallback, Notice, Probe, Route};
 use crate::host::{AnswerSource, Dialer, Event, Host, TcpDialer};
+use crate::inflight::{InFlight, Join};
 use crate::policy::PowerState;
-use crate::providers::DOT_PORT;
-use crate::stats::{FailureKind, Stats, StatsSnapshot};
-use crate::tls::{ChainVerifier, ServerTls};
-use crate::transport::{Connection, ConnectionSettings, ExchangeError, OpenError};
-use crate::upstream::{ConnectEnv, UpstreamServer};
+use crate::pool::{Pool, PoolParts, ServerConnection};
+use crate::stats::{DotOutcome, FailureKind, Stats, StatsSnapshot};
+use crate::tls::ChainVerifier;
+use crate::transport::{ExchangeError, OpenError};
 use crate::wire::{self, Layout, Query, QueryError, QuestionKey};
 
-/// An answer shared between coalesced queries.
-type Shared = Arc<Result<(Vec<u8>, Layout, AnswerSource), FailureKind>>;
+/// An answer from upstream, before it is adapted to each client that asked.
+struct UpstreamAnswer {
+    /// The response as the server sent it (ID still the wire ID).
+    bytes: Vec<u8>,
+    /// Where its records and TTLs are, for the cache and per-client copies.
+    layout: Layout,
+    /// Which way it came: DoT or clear text.
+    source: AnswerSource,
+}
+
+/// One upstream result, shared between coalesced queries.
+type Shared = Arc<Result<UpstreamAnswer, FailureKind>>;
 
 /// The DNS-over-TLS resolver. Cheap to clone; all clones share one engine.
 ///
@@ -46,22 +56,23 @@ pub struct Resolver {
 struct Inner {
     config: Config,
     host: Arc<dyn Host>,
-    dialer: Arc<dyn Dialer>,
     stats: Arc<Stats>,
     cache: Cache,
-    chain: Arc<ChainVerifier>,
-    servers: RwLock<Vec<Arc<UpstreamServer>>>,
+    pool: Pool,
+    /// The network's clear-text resolvers (also the servers of
+    /// [`crate::Upstream::NetworkResolvers`]).
     network_resolvers: RwLock<Vec<SocketAddr>>,
-    power: watch::Sender<PowerState>,
     cleartext: Option<Cleartext>,
     fallback: Mutex<Fallback>,
-    inflight: Mutex<HashMap<QuestionKey, Vec<oneshot::Sender<Shared>>>>,
+    inflight: InFlight<QuestionKey, Shared>,
     shut_down: AtomicBool,
 }
 
 /// How sending over DoT failed.
-enum DotFailure {
+pub(crate) enum DotFailure {
+    /// No server gave a connection.
     Open(OpenError),
+    /// The connection gave no answer.
     Exchange(ExchangeError),
 }
 
@@ -86,7 +97,18 @@ impl Resolver {
         } = config.validate()?;
         let stats = Arc::new(Stats::default());
         let chain = Arc::new(ChainVerifier::new(&extra_roots));
-        let (power, _) = watch::channel(config.power_state);
+        let network_resolvers = without_own_addresses(config.network_resolvers.clone());
+        let pool = Pool::new(
+            &config,
+            servers,
+            &network_resolvers,
+            PoolParts {
+                chain,
+                dialer,
+                host: host.clone(),
+                stats: stats.clone(),
+            },
+        );
         let cleartext = Cleartext::for_mode(
             config.mode,
             host.clone(),
@@ -100,19 +122,15 @@ impl Resolver {
                 config.reprobe.max,
                 Instant::now(),
             )),
-            servers: RwLock::new(Vec::new()),
-            network_resolvers: RwLock::new(without_own_addresses(config.network_resolvers.clone())),
+            pool,
+            network_resolvers: RwLock::new(network_resolvers),
             host,
-            dialer,
             stats,
-            chain,
-            power,
             cleartext,
-            inflight: Mutex::new(HashMap::new()),
+            inflight: InFlight::new(),
             shut_down: AtomicBool::new(false),
             config,
         };
-        inner.install_servers(servers);
         Ok(Resolver {
             inner: Arc::new(inner),
         })
@@ -128,12 +146,12 @@ impl Resolver {
     /// Tells the engine the device's power state; idle connections adopt
     /// the new idle timeout at once.
     pub fn set_power_state(&self, state: PowerState) {
-        self.inner.power.send_replace(state);
+        self.inner.pool.set_power_state(state);
     }
 
     /// The power state last set.
     pub fn power_state(&self) -> PowerState {
-        *self.inner.power.borrow()
+        self.inner.pool.power_state()
     }
 
     /// The device moved to another network with these resolvers: drops
@@ -148,13 +166,7 @@ impl Resolver {
     /// last failure while it is failing).
     pub fn stats(&self) -> StatsSnapshot {
         let mut snapshot = self.inner.stats.snapshot();
-        let servers = self
-            .inner
-            .servers
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        snapshot.servers = servers.iter().flat_map(|s| s.status()).collect();
+        snapshot.servers = self.inner.pool.status();
         snapshot
     }
 
@@ -164,18 +176,7 @@ impl Resolver {
     /// a bare FIN.
     pub async fn shutdown(&self) {
         self.inner.shut_down.store(true, Ordering::Release);
-        let servers = self
-            .inner
-            .servers
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        // Concurrently, so one slow server does not hold the others' close.
-        let mut closing = tokio::task::JoinSet::new();
-        for s in servers {
-            closing.spawn(async move { s.close().await });
-        }
-        while closing.join_next().await.is_some() {}
+        self.inner.pool.close().await;
     }
 
     /// The mode in force.
@@ -203,49 +204,6 @@ impl Resolver {
 }
 
 impl Inner {
-    fn install_servers(&self, configured: Vec<ServerSpec>) {
-        let specs = if matches!(self.config.upstream, Upstream::NetworkResolvers) {
-            // Opportunistic DoT to the network's own resolvers, port 853,
-            // with no name to authenticate.
-            let resolvers = self
-                .network_resolvers
-                .read()
-                .map(|r| r.clone())
-                .unwrap_or_default();
-            resolvers
-                .iter()
-                .map(|r| ServerSpec {
-                    auth_name: None,
-                    addresses: vec![SocketAddr::new(r.ip(), DOT_PORT)],
-                    pins: Vec::new(),
-                })
-                .collect()
-        } else {
-            configured
-        };
-        let servers = specs
-            .into_iter()
-            .map(|spec| {
-                let tls = ServerTls::new(&spec, self.config.mode, self.chain.clone());
-                Arc::new(UpstreamServer::new(spec, tls))
-            })
-            .collect();
-        if let Ok(mut s) = self.servers.write() {
-            *s = servers;
-        }
-    }
-
-    fn settings(&self) -> ConnectionSettings {
-        let t = self.config.timeouts;
-        ConnectionSettings {
-            connect_timeout: t.connect,
-            handshake_timeout: t.handshake,
-            query_timeout: t.query,
-            max_in_flight: self.config.max_in_flight,
-            idle: self.config.idle,
-        }
-    }
-
     async fn resolve(self: &Arc<Self>, bytes: &[u8]) -> Vec<u8> {
         let started = Instant::now();
         Stats::add(&self.stats.queries, 1);
@@ -295,55 +253,35 @@ impl Inner {
                 AnswerSource::Cache,
             );
         }
-        let waiter = {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            match inflight.get_mut(&query.key) {
-                Some(waiters) => {
-                    let (tx, rx) = oneshot::channel();
-                    waiters.push(tx);
-                    Some(rx)
-                }
-                None => {
-                    inflight.insert(query.key.clone(), Vec::new());
-                    None
-                }
-            }
-        };
-        let (shared, source) = match waiter {
-            Some(rx) => match rx.await {
-                Ok(shared) => {
+        let (shared, source) = match self.inflight.join(&query.key) {
+            Join::Follower(follower) => match follower.wait().await {
+                Some(shared) => {
                     Stats::add(&self.stats.coalesced, 1);
                     (shared, AnswerSource::Coalesced)
                 }
                 // The leading query was cancelled; ask on our own.
-                Err(_) => {
+                None => {
                     let shared = Arc::new(self.upstream(query).await);
-                    let source = shared
-                        .as_ref()
-                        .as_ref()
-                        .map_or(AnswerSource::Failed, |r| r.2);
+                    let source = source_of(&shared);
                     (shared, source)
                 }
             },
-            None => {
-                let guard = InflightGuard {
-                    inner: self,
-                    key: &query.key,
-                };
+            Join::Leader(leader) => {
                 let shared = Arc::new(self.upstream(query).await);
-                if let Ok((bytes, layout, _)) = shared.as_ref() {
-                    self.cache.insert(query.key.clone(), bytes, layout);
+                if let Ok(answer) = shared.as_ref() {
+                    self.cache
+                        .insert(query.key.clone(), &answer.bytes, &answer.layout);
                 }
-                guard.complete(&shared);
-                let source = shared
-                    .as_ref()
-                    .as_ref()
-                    .map_or(AnswerSource::Failed, |r| r.2);
+                leader.complete(shared.clone());
+                let source = source_of(&shared);
                 (shared, source)
             }
         };
         match shared.as_ref() {
-            Ok((bytes, layout, _)) => (wire::response_for_client(bytes, layout, query), source),
+            Ok(answer) => (
+                wire::response_for_client(&answer.bytes, &answer.layout, query),
+                source,
+            ),
             Err(_) => (
                 wire::error_response(&query.bytes, wire::RCODE_SERVFAIL),
                 AnswerSource::Failed,
@@ -352,25 +290,16 @@ impl Inner {
     }
 
     /// Gets an answer from upstream within the query timeout.
-    async fn upstream(
-        self: &Arc<Self>,
-        query: &Query,
-    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+    async fn upstream(self: &Arc<Self>, query: &Query) -> Result<UpstreamAnswer, FailureKind> {
         let deadline = Instant::now() + self.config.timeouts.query;
         if self.cleartext.is_some() {
             return self.opportunistic(query, deadline).await;
         }
         match tokio::time::timeout_at(deadline, self.dot(query, deadline)).await {
-            Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
-            Ok(Err(e)) => Err(self.failed(dot_failure_kind(&e, deadline))),
-            Err(_) => Err(self.failed(FailureKind::Timeout)),
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(self.stats.failed(outcome(&e, deadline))),
+            Err(_) => Err(self.stats.failed(FailureKind::Timeout)),
         }
-    }
-
-    /// Counts the failure a client is answered SERVFAIL for.
-    fn failed(&self, kind: FailureKind) -> FailureKind {
-        self.stats.failure(kind);
-        kind
     }
 
     /// Opportunistic mode: where the query goes is the fallback state
@@ -379,7 +308,7 @@ impl Inner {
         self: &Arc<Self>,
         query: &Query,
         deadline: Instant,
-    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+    ) -> Result<UpstreamAnswer, FailureKind> {
         let cleartext_possible = self
             .network_resolvers
             .read()
@@ -400,7 +329,7 @@ impl Inner {
                     .await
             }
         };
-        result.map_err(|kind| self.failed(kind))
+        result.map_err(|kind| self.stats.failed(kind))
     }
 
     /// DoT, joined by clear text when DoT fails or has not answered after
@@ -411,7 +340,7 @@ impl Inner {
         query: &Query,
         deadline: Instant,
         cleartext_after: Option<Duration>,
-    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+    ) -> Result<UpstreamAnswer, FailureKind> {
         let dot = tokio::time::timeout_at(deadline, self.dot(query, deadline));
         tokio::pin!(dot);
         // Half the query timeout at most, so that under a short configured
@@ -422,11 +351,11 @@ impl Inner {
             _ = tokio::time::sleep_until(grace.unwrap_or(deadline)), if grace.is_some() => None,
         };
         match first {
-            Some(Ok(Ok(answer))) => return Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+            Some(Ok(Ok(answer))) => return Ok(answer),
             Some(Ok(Err(e))) => {
                 self.note_dot_failure(&e, deadline);
                 if cleartext_after.is_none() {
-                    return Err(dot_failure_kind(&e, deadline));
+                    return Err(outcome(&e, deadline).into());
                 }
                 return self.cleartext(query, deadline).await;
             }
@@ -438,7 +367,7 @@ impl Inner {
         tokio::pin!(clear);
         tokio::select! {
             r = &mut dot => match r {
-                Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+                Ok(Ok(answer)) => Ok(answer),
                 Ok(Err(e)) => {
                     self.note_dot_failure(&e, deadline);
                     clear.await
@@ -461,7 +390,7 @@ impl Inner {
                     Ok(answer)
                 }
                 Err(kind) => match dot.await {
-                    Ok(Ok(answer)) => Ok((answer.bytes, answer.layout, AnswerSource::Tls)),
+                    Ok(Ok(answer)) => Ok(answer),
                     Ok(Err(e)) => {
                         self.note_dot_failure(&e, deadline);
                         Err(kind)
@@ -494,11 +423,7 @@ impl Inner {
     /// (closed, or dropped for sending garbage), all by `deadline`. Whatever
     /// fails is recorded against the server address it failed on: that is
     /// what a failed query is explained with.
-    async fn dot(
-        &self,
-        query: &Query,
-        deadline: Instant,
-    ) -> Result<crate::transport::Answer, DotFailure> {
+    async fn dot(&self, query: &Query, deadline: Instant) -> Result<UpstreamAnswer, DotFailure> {
         let mut result = Err(DotFailure::Exchange(ExchangeError::Closed));
         for attempt in 0..2 {
             // After shutdown no connection may be opened, not even for the
@@ -509,7 +434,8 @@ impl Inner {
             if attempt == 1 {
                 Stats::add(&self.stats.retries, 1);
             }
-            let (server, connection) = self
+            let ServerConnection { server, connection } = self
+                .pool
                 .any_connection(Some(deadline))
                 .await
                 .map_err(DotFailure::Open)?;
@@ -527,7 +453,11 @@ impl Inner {
                     if !connection.authenticated {
                         wire::clear_authentic_data(&mut answer.bytes);
                     }
-                    return Ok(answer);
+                    return Ok(UpstreamAnswer {
+                        bytes: answer.bytes,
+                        layout: answer.layout,
+                        source: AnswerSource::Tls,
+                    });
                 }
                 Err(e) => {
                     if let Some(failure) = e.server_failure(self.config.timeouts.query) {
@@ -545,39 +475,13 @@ impl Inner {
         result
     }
 
-    /// A connection to the first server that can give one, and that server;
-    /// connecting stops at `deadline`.
-    async fn any_connection(
-        &self,
-        deadline: Option<Instant>,
-    ) -> Result<(Arc<UpstreamServer>, Connection), OpenError> {
-        let servers = self.servers.read().map(|s| s.clone()).unwrap_or_default();
-        let power = self.power.subscribe();
-        let env = ConnectEnv {
-            dialer: &*self.dialer,
-            host: &*self.host,
-            settings: self.settings(),
-            deadline,
-            power: &power,
-            stats: &self.stats,
-        };
-        let mut last = OpenError::untried("no DoT server configured");
-        for server in servers {
-            match server.connection(&env).await {
-                Ok(c) => return Ok((server, c)),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
     /// One clear-text exchange within `deadline`. Failures are returned,
     /// not counted: the caller may still get an answer over DoT.
     async fn cleartext(
         self: &Arc<Self>,
         query: &Query,
         deadline: Instant,
-    ) -> Result<(Vec<u8>, Layout, AnswerSource), FailureKind> {
+    ) -> Result<UpstreamAnswer, FailureKind> {
         let Some(cleartext) = &self.cleartext else {
             // Unreachable by construction in strict mode; fail closed.
             return Err(FailureKind::Tls);
@@ -597,12 +501,18 @@ impl Inner {
             Ok(Ok((mut bytes, layout))) => {
                 Stats::add(&self.stats.cleartext_queries, 1);
                 wire::clear_authentic_data(&mut bytes);
-                Ok((bytes, layout, AnswerSource::Cleartext))
+                Ok(UpstreamAnswer {
+                    bytes,
+                    layout,
+                    source: AnswerSource::Cleartext,
+                })
             }
-            Ok(Err(CleartextError::Random)) => Err(FailureKind::Random),
             Ok(Err(e)) => {
-                log::info!("clear-text query failed: {e}");
-                Err(FailureKind::Cleartext)
+                // A failed random draw was logged where it happened.
+                if !matches!(e, CleartextError::Random) {
+                    log::info!("clear-text query failed: {e}");
+                }
+                Err(FailureKind::from(&e))
             }
             Err(_) => Err(FailureKind::Timeout),
         }
@@ -621,7 +531,10 @@ impl Inner {
             Err(OpenError::untried("engine shut down"))
         } else {
             let started = Instant::now();
-            self.any_connection(None).await.map(|_| started.elapsed())
+            self.pool
+                .any_connection(None)
+                .await
+                .map(|_| started.elapsed())
         };
         let reason = match &result {
             Ok(_) => String::new(),
@@ -655,9 +568,8 @@ impl Inner {
     }
 
     async fn network_changed(self: &Arc<Self>, resolvers: Vec<SocketAddr>) {
-        let resolvers = without_own_addresses(resolvers);
         if let Ok(mut r) = self.network_resolvers.write() {
-            *r = resolvers;
+            *r = without_own_addresses(resolvers);
         }
         // Before the connections are reset (which waits for a connect in
         // progress): from here on, queries go to the new network's
@@ -668,13 +580,14 @@ impl Inner {
             .unwrap_or_else(|e| e.into_inner())
             .network_changed(Instant::now());
         self.cache.clear();
-        let old = self.servers.read().map(|s| s.clone()).unwrap_or_default();
-        for s in &old {
-            s.reset().await;
-        }
-        if matches!(self.config.upstream, Upstream::NetworkResolvers) {
-            self.install_servers(Vec::new());
-        }
+        self.pool
+            .network_changed(|| {
+                self.network_resolvers
+                    .read()
+                    .map(|r| r.clone())
+                    .unwrap_or_default()
+            })
+            .await;
         if self.cleartext.is_some() {
             self.spawn_probe(probe);
         }
@@ -688,52 +601,20 @@ fn ran_out(deadline: Instant) -> bool {
     Instant::now() >= deadline
 }
 
-/// The failure a DoT error is counted as.
-fn dot_failure_kind(e: &DotFailure, deadline: Instant) -> FailureKind {
-    if ran_out(deadline) {
-        return FailureKind::Timeout;
-    }
-    match e {
-        DotFailure::Open(e) if e.before_tls() => FailureKind::Connect,
-        DotFailure::Open(_) => FailureKind::Tls,
-        DotFailure::Exchange(ExchangeError::Timeout) => FailureKind::Timeout,
-        DotFailure::Exchange(ExchangeError::Closed) => FailureKind::ConnectionLost,
-        DotFailure::Exchange(ExchangeError::BadResponse(_)) => FailureKind::BadResponse,
-        DotFailure::Exchange(ExchangeError::Random) => FailureKind::Random,
+/// How a DoT failure counts, judged now against the query's `deadline`.
+fn outcome(error: &DotFailure, deadline: Instant) -> DotOutcome<'_> {
+    DotOutcome {
+        error,
+        ran_out: ran_out(deadline),
     }
 }
 
-/// Removes a coalescing entry even if the leading query is cancelled, so
-/// waiters are never left hanging.
-struct InflightGuard<'a> {
-    inner: &'a Inner,
-    key: &'a QuestionKey,
-}
-
-impl InflightGuard<'_> {
-    fn complete(self, shared: &Shared) {
-        let waiters = self.take();
-        for w in waiters {
-            let _ = w.send(shared.clone());
-        }
-        std::mem::forget(self);
-    }
-
-    fn take(&self) -> Vec<oneshot::Sender<Shared>> {
-        self.inner
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(self.key)
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for InflightGuard<'_> {
-    fn drop(&mut self) {
-        // Dropping the senders wakes the waiters, who then ask themselves.
-        drop(self.take());
-    }
+/// Where a shared result came from, for the query log.
+fn source_of(shared: &Shared) -> AnswerSource {
+    shared
+        .as_ref()
+        .as_ref()
+        .map_or(AnswerSource::Failed, |answer| answer.source)
 }
 
 /// The network's resolvers minus the engine's own virtual DNS addresses: a

@@ -50,6 +50,19 @@ struct State {
     authenticated: Option<bool>,
 }
 
+impl State {
+    /// The order addresses are tried in, as indices: known-good fastest
+    /// first, untried in configured order (the sort is stable), failed last.
+    fn attempt_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.addresses.len()).collect();
+        order.sort_by_key(|&i| {
+            let a = &self.addresses[i];
+            (a.failures, a.srtt.unwrap_or(Duration::from_secs(3600)))
+        });
+        order
+    }
+}
+
 /// What stats say about one address.
 #[derive(Clone)]
 struct AddressReport {
@@ -115,14 +128,8 @@ impl UpstreamServer {
             }
         }
         state.connection = None;
-        // Known-good fastest first; untried in configured order; failed last.
-        let mut order: Vec<usize> = (0..state.addresses.len()).collect();
-        order.sort_by_key(|&i| {
-            let a = &state.addresses[i];
-            (a.failures, a.srtt.unwrap_or(Duration::from_secs(3600)))
-        });
         let mut failed: Vec<OpenError> = Vec::new();
-        for i in order {
+        for i in state.attempt_order() {
             if env.deadline.is_some_and(|d| d <= Instant::now()) {
                 // Out of time: the addresses left were not tried, so they
                 // did not fail.
@@ -350,6 +357,27 @@ mod tests {
             SocketAddr::from(([127, 0, 0, 1], port)),
             ServerFailure::new(kind, format!("{kind}")),
         )
+    }
+
+    #[test]
+    fn addresses_are_tried_fastest_first_and_failed_last() {
+        let health = |port, srtt: Option<u64>, failures| AddressHealth {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            srtt: srtt.map(Duration::from_millis),
+            failures,
+        };
+        let state = State {
+            connection: None,
+            addresses: vec![
+                health(1, Some(90), 0),
+                health(2, None, 0),
+                health(3, Some(10), 1),
+                health(4, Some(20), 0),
+                health(5, None, 0),
+            ],
+            authenticated: None,
+        };
+        assert_eq!(state.attempt_order(), vec![3, 0, 1, 4, 2]);
     }
 
     #[test]
