@@ -29,6 +29,7 @@ pub mod host;
 pub mod message;
 pub mod net;
 pub mod packet;
+mod pipeline;
 pub mod policy;
 pub mod providers;
 mod quickack;
