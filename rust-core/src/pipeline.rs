@@ -255,10 +255,11 @@ impl<T> Pipeline<T> {
     /// `None` when there is nothing to wait for (an idle timeout too long to
     /// represent): then the driver arms no timer.
     pub fn next_deadline(&self, power: PowerState) -> Option<Instant> {
-        let query = self.deadlines.front().map(|&(d, _)| d);
-        match (query, self.idle_deadline(power)) {
-            (Some(q), Some(i)) => Some(q.min(i)),
-            (q, i) => q.or(i),
+        // The front of `deadlines` is never stale, so it is there exactly
+        // while queries are in flight, and then there is no idle deadline.
+        match self.deadlines.front() {
+            Some(&(query, _)) => Some(query),
+            None => self.idle_deadline(power),
         }
     }
 
@@ -548,6 +549,12 @@ mod tests {
         );
         assert_eq!(p.expire(now + secs(60)), [3]);
         assert!(p.expire(now + secs(60)).is_empty());
+        // A query that got no answer still counts as use: the idle time
+        // counts from the last one sent.
+        assert_eq!(
+            p.next_deadline(PowerState::Interactive),
+            Some(now + secs(2) + secs(120))
+        );
     }
 
     #[test]
@@ -701,10 +708,10 @@ mod tests {
         tags.sort_unstable();
         assert_eq!(tags, [1, 2, 3]);
         assert_eq!(p.in_flight(), 0);
-        assert!(p.expire(now + secs(60)).is_empty());
         assert_eq!(
             p.next_deadline(PowerState::Interactive),
             Some(now + secs(120))
         );
+        assert!(p.expire(now + secs(60)).is_empty());
     }
 }
