@@ -30,6 +30,7 @@ mod inflight;
 pub mod message;
 pub mod net;
 mod packet;
+mod pipeline;
 pub mod policy;
 mod pool;
 pub mod providers;
