@@ -25,7 +25,7 @@ struct Entry {
 
 /// A cached answer ready to be adapted for a client.
 #[derive(Debug, Clone)]
-pub struct CachedAnswer {
+pub(crate) struct CachedAnswer {
     /// The upstream message with TTLs aged (ID still to be set).
     pub bytes: Vec<u8>,
     /// Its layout.
@@ -33,14 +33,14 @@ pub struct CachedAnswer {
 }
 
 /// The cache. Cheap to share: one mutex held only for a lookup or insert.
-pub struct Cache {
+pub(crate) struct Cache {
     entries: Option<Mutex<LruCache<QuestionKey, Entry>>>,
     config: CacheConfig,
 }
 
 impl Cache {
     /// A cache with `config`; `max_entries == 0` disables it.
-    pub fn new(config: CacheConfig) -> Cache {
+    pub(crate) fn new(config: CacheConfig) -> Cache {
         Cache {
             entries: NonZeroUsize::new(config.max_entries).map(|n| Mutex::new(LruCache::new(n))),
             config,
@@ -49,7 +49,7 @@ impl Cache {
 
     /// The answer for `key`, with TTLs decremented by the time it has been
     /// cached; `None` when absent or expired.
-    pub fn get(&self, key: &QuestionKey) -> Option<CachedAnswer> {
+    pub(crate) fn get(&self, key: &QuestionKey) -> Option<CachedAnswer> {
         let mut entries = self.entries.as_ref()?.lock().ok()?;
         let now = Instant::now();
         let entry = entries.get(key)?;
@@ -71,7 +71,7 @@ impl Cache {
     /// Stores `response` to `key` if it may be cached: NOERROR with answers
     /// for their smallest TTL; NXDOMAIN or NODATA for the SOA's negative TTL
     /// (RFC 2308 §5); nothing truncated, failed, or without a TTL source.
-    pub fn insert(&self, key: QuestionKey, response: &[u8], layout: &Layout) {
+    pub(crate) fn insert(&self, key: QuestionKey, response: &[u8], layout: &Layout) {
         let Some(entries) = &self.entries else {
             return;
         };
@@ -100,7 +100,7 @@ impl Cache {
     }
 
     /// Entries held now (expired ones included until touched).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries
             .as_ref()
             .and_then(|e| e.lock().ok().map(|e| e.len()))
@@ -108,7 +108,7 @@ impl Cache {
     }
 
     /// Drops everything (the network changed: answers may be local to it).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some(Ok(mut e)) = self.entries.as_ref().map(|e| e.lock()) {
             e.clear();
         }

@@ -52,7 +52,7 @@ pub(crate) struct Cleartext {
 
 impl Cleartext {
     /// `None` unless `mode` is opportunistic.
-    pub fn for_mode(
+    pub(crate) fn for_mode(
         mode: Mode,
         host: Arc<dyn Host>,
         stats: Arc<Stats>,
@@ -67,7 +67,7 @@ impl Cleartext {
     }
 
     /// Asks each resolver in turn until one answers.
-    pub async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         query: &Query,
         resolvers: &[SocketAddr],

@@ -34,7 +34,7 @@ pub(crate) struct Coalescing<S> {
 
 impl<S> Coalescing<S> {
     /// Wraps `inner`; writes are held while `hold` is set.
-    pub fn new(inner: S, hold: Arc<AtomicBool>) -> Coalescing<S> {
+    pub(crate) fn new(inner: S, hold: Arc<AtomicBool>) -> Coalescing<S> {
         Coalescing {
             inner,
             hold,

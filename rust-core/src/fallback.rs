@@ -94,7 +94,7 @@ pub(crate) struct Fallback {
 impl Fallback {
     /// Unvalidated, with a probe due at once; re-probes back off from
     /// `initial` to `max`.
-    pub fn new(initial: Duration, max: Duration, now: Instant) -> Fallback {
+    pub(crate) fn new(initial: Duration, max: Duration, now: Instant) -> Fallback {
         Fallback {
             initial,
             max,
@@ -109,7 +109,7 @@ impl Fallback {
     /// A query arrived; `cleartext_possible` says whether any clear-text
     /// resolver is known (without one, waiting for DoT is the only way to
     /// an answer).
-    pub fn query(&mut self, now: Instant, cleartext_possible: bool) -> Decision {
+    pub(crate) fn query(&mut self, now: Instant, cleartext_possible: bool) -> Decision {
         let probe = self.probe_if_due(now);
         let route = match self.dot {
             Dot::Validated { handshake } => Route::Dot {
@@ -124,7 +124,7 @@ impl Fallback {
     }
 
     /// A probe ended: `Ok(handshake time)` if it opened a DoT connection.
-    pub fn probe_finished(
+    pub(crate) fn probe_finished(
         &mut self,
         probe: Probe,
         now: Instant,
@@ -154,7 +154,7 @@ impl Fallback {
     }
 
     /// A query sent over DoT could not open a connection.
-    pub fn dot_failed(&mut self, now: Instant) -> Notice {
+    pub(crate) fn dot_failed(&mut self, now: Instant) -> Notice {
         match self.dot {
             Dot::Validated { .. } => self.fail(now),
             // Already falling back; the probe schedule stands.
@@ -166,7 +166,7 @@ impl Fallback {
     /// Returns a check to run (a probe while validated) unless one is
     /// running: if DoT no longer opens, it fails and queries stop waiting
     /// the grace.
-    pub fn cleartext_won(&mut self) -> Option<Probe> {
+    pub(crate) fn cleartext_won(&mut self) -> Option<Probe> {
         if !self.validated() || self.probing {
             return None;
         }
@@ -178,7 +178,7 @@ impl Fallback {
 
     /// The device moved to another network: nothing learned on the old one
     /// holds. Returns the probe to start at once.
-    pub fn network_changed(&mut self, now: Instant) -> Probe {
+    pub(crate) fn network_changed(&mut self, now: Instant) -> Probe {
         self.generation = self.generation.wrapping_add(1);
         self.dot = Dot::Unvalidated { next_probe: now };
         self.backoff = self.initial;
@@ -189,7 +189,7 @@ impl Fallback {
     }
 
     /// Whether queries currently go over DoT first.
-    pub fn validated(&self) -> bool {
+    pub(crate) fn validated(&self) -> bool {
         matches!(self.dot, Dot::Validated { .. })
     }
 

@@ -44,7 +44,7 @@ pub(crate) struct Follower<V> {
 
 impl<K: Eq + Hash + Clone, V: Clone> InFlight<K, V> {
     /// An empty map.
-    pub fn new() -> InFlight<K, V> {
+    pub(crate) fn new() -> InFlight<K, V> {
         InFlight {
             waiting: Mutex::new(HashMap::new()),
         }
@@ -52,7 +52,7 @@ impl<K: Eq + Hash + Clone, V: Clone> InFlight<K, V> {
 
     /// Leads the resolution of `key` if none is in flight, or follows the
     /// one that is.
-    pub fn join<'a>(&'a self, key: &'a K) -> Join<'a, K, V> {
+    pub(crate) fn join<'a>(&'a self, key: &'a K) -> Join<'a, K, V> {
         let mut waiting = self.lock();
         match waiting.get_mut(key) {
             Some(followers) => {
@@ -82,7 +82,7 @@ impl<K: Eq + Hash, V> InFlight<K, V> {
 impl<K: Eq + Hash, V: Clone> Leader<'_, K, V> {
     /// Hands `value` to every follower and ends the key's flight: the next
     /// query for it leads again.
-    pub fn complete(mut self, value: V) {
+    pub(crate) fn complete(mut self, value: V) {
         for follower in self.take() {
             // A follower that gave up has dropped its receiver; nothing to do.
             let _ = follower.send(value.clone());
@@ -109,7 +109,7 @@ impl<K: Eq + Hash, V> Drop for Leader<'_, K, V> {
 
 impl<V> Follower<V> {
     /// The leader's value, or `None` if the leader was dropped without one.
-    pub async fn wait(self) -> Option<V> {
+    pub(crate) async fn wait(self) -> Option<V> {
         self.value.await.ok()
     }
 }

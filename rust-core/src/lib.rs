@@ -16,6 +16,7 @@
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 
 mod cache;
 mod cleartext;

@@ -99,7 +99,7 @@ pub(crate) struct Pipeline<T> {
 impl<T> Pipeline<T> {
     /// A pipeline with nothing in flight, idle since `now` (the handshake's
     /// end), for the connection numbered `connection` in logs.
-    pub fn new(connection: u64, settings: Settings, random: Random, now: Instant) -> Self {
+    pub(crate) fn new(connection: u64, settings: Settings, random: Random, now: Instant) -> Self {
         Pipeline {
             connection,
             settings,
@@ -114,13 +114,13 @@ impl<T> Pipeline<T> {
     /// Whether another query may be submitted: the driver takes no more
     /// from its queue than this allows, so that the queue's bound is felt
     /// by the clients (backpressure).
-    pub fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         self.pending.len() < self.settings.max_in_flight
     }
 
     /// Queries waiting for an answer.
     #[cfg(test)]
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.pending.len()
     }
 
@@ -128,7 +128,7 @@ impl<T> Pipeline<T> {
     /// framed, to `out` (the driver writes it); its answer or timeout will
     /// hand back `reply`. Returns the wire ID, or, when the query cannot be
     /// sent, `reply` and why, with `out` untouched.
-    pub fn submit(
+    pub(crate) fn submit(
         &mut self,
         mut message: Vec<u8>,
         key: QuestionKey,
@@ -172,7 +172,7 @@ impl<T> Pipeline<T> {
     /// unknown ID, or the question of another query: ignored, the query
     /// keeps waiting), or why the frame shows the stream cannot be trusted
     /// any more (the driver drops the connection).
-    pub fn on_frame(
+    pub(crate) fn on_frame(
         &mut self,
         frame: &[u8],
         now: Instant,
@@ -226,7 +226,7 @@ impl<T> Pipeline<T> {
 
     /// Removes the queries whose deadline is at or before `now` and returns
     /// their replies, oldest first, to be failed with a timeout.
-    pub fn expire(&mut self, now: Instant) -> Vec<T> {
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<T> {
         let mut expired = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.front() {
             if deadline > now {
@@ -254,7 +254,7 @@ impl<T> Pipeline<T> {
     /// oldest query's deadline, or, with nothing in flight, the idle close.
     /// `None` when there is nothing to wait for (an idle timeout too long to
     /// represent): then the driver arms no timer.
-    pub fn next_deadline(&self, power: PowerState) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self, power: PowerState) -> Option<Instant> {
         // The front of `deadlines` is never stale, so it is there exactly
         // while queries are in flight, and then there is no idle deadline.
         match self.deadlines.front() {
@@ -265,13 +265,13 @@ impl<T> Pipeline<T> {
 
     /// Whether, at `now` in `power`, the connection has been idle long
     /// enough to close: nothing in flight and its idle timeout passed.
-    pub fn should_close_idle(&self, now: Instant, power: PowerState) -> bool {
+    pub(crate) fn should_close_idle(&self, now: Instant, power: PowerState) -> bool {
         self.idle_deadline(power).is_some_and(|d| now >= d)
     }
 
     /// Removes every query in flight and returns their replies, to be
     /// failed with why the connection ended.
-    pub fn take_all(&mut self) -> Vec<T> {
+    pub(crate) fn take_all(&mut self) -> Vec<T> {
         self.deadlines.clear();
         self.pending.drain().map(|(_, p)| p.reply).collect()
     }

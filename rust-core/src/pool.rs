@@ -65,7 +65,7 @@ pub(crate) struct PoolParts {
 impl Pool {
     /// The pool for `config`: the `configured` servers, or in
     /// [`Upstream::NetworkResolvers`] the servers at `network_resolvers`.
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         configured: Vec<ServerSpec>,
         network_resolvers: &[SocketAddr],
@@ -100,7 +100,7 @@ impl Pool {
 
     /// Replaces the servers with `specs`. The old ones are only dropped,
     /// not closed: a network change resets them before replacing them.
-    pub fn install(&self, specs: Vec<ServerSpec>) {
+    pub(crate) fn install(&self, specs: Vec<ServerSpec>) {
         let servers = specs
             .into_iter()
             .map(|spec| {
@@ -114,28 +114,28 @@ impl Pool {
     }
 
     /// The servers now, in configured order.
-    pub fn servers(&self) -> Vec<Arc<UpstreamServer>> {
+    pub(crate) fn servers(&self) -> Vec<Arc<UpstreamServer>> {
         self.servers.read().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// The timeouts and limits every connection is opened with.
-    pub fn settings(&self) -> ConnectionSettings {
+    pub(crate) fn settings(&self) -> ConnectionSettings {
         self.settings
     }
 
     /// Sets the power state connections adopt their idle timeout from.
-    pub fn set_power_state(&self, state: PowerState) {
+    pub(crate) fn set_power_state(&self, state: PowerState) {
         self.power.send_replace(state);
     }
 
     /// The power state last set.
-    pub fn power_state(&self) -> PowerState {
+    pub(crate) fn power_state(&self) -> PowerState {
         *self.power.borrow()
     }
 
     /// A connection to the first server that can give one; connecting stops
     /// at `deadline` (none for probes). The error is the last server's.
-    pub async fn any_connection(
+    pub(crate) async fn any_connection(
         &self,
         deadline: Option<Instant>,
     ) -> Result<ServerConnection, OpenError> {
@@ -164,7 +164,7 @@ impl Pool {
     /// by those `resolvers` returns. It is asked only after the reset
     /// (which waits for connects in progress), so that when changes overlap
     /// the latest network's resolvers are the ones installed.
-    pub async fn network_changed(&self, resolvers: impl FnOnce() -> Vec<SocketAddr>) {
+    pub(crate) async fn network_changed(&self, resolvers: impl FnOnce() -> Vec<SocketAddr>) {
         for s in &self.servers() {
             s.reset().await;
         }
@@ -174,7 +174,7 @@ impl Pool {
     }
 
     /// Closes every connection with close_notify.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         // Concurrently, so one slow server does not hold the others' close.
         let mut closing = tokio::task::JoinSet::new();
         for s in self.servers() {
@@ -184,7 +184,7 @@ impl Pool {
     }
 
     /// Every address of every server, in configured order.
-    pub fn status(&self) -> Vec<ServerStatus> {
+    pub(crate) fn status(&self) -> Vec<ServerStatus> {
         self.servers().iter().flat_map(|s| s.status()).collect()
     }
 }

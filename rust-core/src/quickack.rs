@@ -25,7 +25,7 @@ pub(crate) struct QuickAck {
 }
 
 impl QuickAck {
-    pub fn new(inner: TcpStream) -> QuickAck {
+    pub(crate) fn new(inner: TcpStream) -> QuickAck {
         set(&inner);
         QuickAck {
             inner,

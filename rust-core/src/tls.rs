@@ -949,8 +949,15 @@ mod tests {
         assert_eq!(presented_name("DnsName(\"dot.test\")"), "dot.test");
         assert_eq!(presented_name("IpAddress(192.0.2.1)"), "192.0.2.1");
         assert_eq!(presented_name("IpAddress(0::1)"), "::1");
-        assert_eq!(presented_name("IpAddress(2001:db8:0:0:0:0:0:53)"), "2001:db8::53");
-        assert_eq!(presented_name("DnsName(\"a\u{7}b\")"), "ab", "control characters go");
+        assert_eq!(
+            presented_name("IpAddress(2001:db8:0:0:0:0:0:53)"),
+            "2001:db8::53"
+        );
+        assert_eq!(
+            presented_name("DnsName(\"a\u{7}b\")"),
+            "ab",
+            "control characters go"
+        );
         assert_eq!(presented_name(&"x".repeat(300)).len(), PRESENTED_NAME_MAX);
     }
 

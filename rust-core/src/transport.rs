@@ -60,7 +60,7 @@ impl ExchangeError {
     /// The server's failure this error shows, `None` for one of ours (no
     /// random ID) that says nothing about the server. `waited` is how long
     /// the query waited, for the timeout's text.
-    pub fn server_failure(self, waited: Duration) -> Option<ServerFailure> {
+    pub(crate) fn server_failure(self, waited: Duration) -> Option<ServerFailure> {
         Some(match self {
             ExchangeError::Closed => ServerFailure::new(
                 ServerFailureKind::ConnectionLost,
@@ -89,7 +89,7 @@ pub(crate) struct OpenError {
 
 impl OpenError {
     /// A failure on `address`.
-    pub fn at(address: SocketAddr, failure: ServerFailure) -> OpenError {
+    pub(crate) fn at(address: SocketAddr, failure: ServerFailure) -> OpenError {
         OpenError {
             address: Some(address),
             failure,
@@ -97,7 +97,7 @@ impl OpenError {
     }
 
     /// A failure before any address was tried.
-    pub fn untried(text: &str) -> OpenError {
+    pub(crate) fn untried(text: &str) -> OpenError {
         OpenError {
             address: None,
             failure: ServerFailure::new(ServerFailureKind::ConnectFailed, text),
@@ -106,7 +106,7 @@ impl OpenError {
 
     /// Whether it failed before TLS started (counted as a connect failure;
     /// everything after, the handshake's timeout included, counts as TLS).
-    pub fn before_tls(&self) -> bool {
+    pub(crate) fn before_tls(&self) -> bool {
         matches!(
             self.failure.kind,
             ServerFailureKind::ConnectionRefused
@@ -255,7 +255,7 @@ impl Connection {
     /// Connect and handshake each get their timeout, cut short so as not to
     /// outlast `deadline` (the query waiting for them): a query that ends
     /// while connecting then still learns, and reports, why.
-    pub async fn open(
+    pub(crate) async fn open(
         dialer: &dyn Dialer,
         addr: SocketAddr,
         tls: &ServerTls,
@@ -333,19 +333,19 @@ impl Connection {
     }
 
     /// Whether the connection can still take queries.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         !self.closed.load(Ordering::Acquire) && !self.tx.is_closed()
     }
 
     /// Set once the connection has closed; lets status reports tell a live
     /// connection without holding on to it.
-    pub fn closed_flag(&self) -> Arc<AtomicBool> {
+    pub(crate) fn closed_flag(&self) -> Arc<AtomicBool> {
         self.closed.clone()
     }
 
     /// Asks the connection to close after failing what is pending (a
     /// network change: answers would come from the old network).
-    pub fn shut_down(&self) {
+    pub(crate) fn shut_down(&self) {
         self.shutdown.notify_one();
     }
 
@@ -353,14 +353,14 @@ impl Connection {
     /// sent close_notify and FIN. The engine's runtime drops unfinished
     /// tasks when it ends, so without this wait a stopping engine would
     /// leave the server a bare FIN (RFC 8446 §6.1 asks for close_notify).
-    pub async fn close(&self, bound: Duration) {
+    pub(crate) async fn close(&self, bound: Duration) {
         self.shutdown.notify_one();
         // The task closes its receiver only after the TLS shutdown.
         let _ = tokio::time::timeout(bound, self.tx.closed()).await;
     }
 
     /// Sends one query and waits for its answer.
-    pub async fn exchange(
+    pub(crate) async fn exchange(
         &self,
         message: Vec<u8>,
         key: QuestionKey,

@@ -92,7 +92,7 @@ pub(crate) struct UpstreamServer {
 }
 
 impl UpstreamServer {
-    pub fn new(spec: ServerSpec, tls: ServerTls) -> UpstreamServer {
+    pub(crate) fn new(spec: ServerSpec, tls: ServerTls) -> UpstreamServer {
         let addresses = spec
             .addresses
             .iter()
@@ -120,7 +120,7 @@ impl UpstreamServer {
 
     /// The live connection, opening one if there is none. Connecting stops
     /// at `env.deadline`.
-    pub async fn connection(&self, env: &ConnectEnv<'_>) -> Result<Connection, OpenError> {
+    pub(crate) async fn connection(&self, env: &ConnectEnv<'_>) -> Result<Connection, OpenError> {
         let mut state = self.state.lock().await;
         if let Some(c) = &state.connection {
             if c.is_open() {
@@ -207,7 +207,7 @@ impl UpstreamServer {
 
     /// Records that `addr` failed with `failure`; logged when it differs
     /// from the failure already recorded there.
-    pub fn note_failure(&self, addr: SocketAddr, failure: &ServerFailure) {
+    pub(crate) fn note_failure(&self, addr: SocketAddr, failure: &ServerFailure) {
         self.with_reports(|r| {
             let Some(a) = r.addresses.iter_mut().find(|a| a.addr == addr) else {
                 return;
@@ -226,7 +226,7 @@ impl UpstreamServer {
     }
 
     /// An answer came over the connection to `addr`: it works.
-    pub fn note_answer(&self, addr: SocketAddr) {
+    pub(crate) fn note_answer(&self, addr: SocketAddr) {
         self.with_reports(|r| {
             if let Some(a) = r.addresses.iter_mut().find(|a| a.addr == addr) {
                 if a.failure.take().is_some() {
@@ -254,7 +254,7 @@ impl UpstreamServer {
     }
 
     /// Every address of the server, as stats report them.
-    pub fn status(&self) -> Vec<ServerStatus> {
+    pub(crate) fn status(&self) -> Vec<ServerStatus> {
         let label = self.spec.label();
         self.with_reports(|r| {
             r.addresses
@@ -283,7 +283,7 @@ impl UpstreamServer {
 
     /// Closes the connection and forgets address failures and reports (a
     /// new network).
-    pub async fn reset(&self) {
+    pub(crate) async fn reset(&self) {
         let mut state = self.state.lock().await;
         if let Some(c) = state.connection.take() {
             c.shut_down();
@@ -301,7 +301,7 @@ impl UpstreamServer {
     }
 
     /// Closes the connection without forgetting anything (engine stop).
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let connection = self.state.lock().await.connection.take();
         if let Some(c) = connection {
             c.close(CLOSE_BOUND).await;

@@ -47,6 +47,8 @@ impl IcmpLimiter {
 
 /// A UDP query being resolved: where its reply goes and how large the
 /// client said it may be (its EDNS size, 512 without).
+// Public for the fuzz targets (`internals::tun`), crate-private otherwise.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UdpQuery {
     /// The datagram that asked (addresses and ports to swap).
@@ -56,6 +58,8 @@ pub struct UdpQuery {
 }
 
 /// Why a packet gets nothing back.
+// Public for the fuzz targets (`internals::tun`), crate-private otherwise.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dropped {
     /// Addressed to something other than the virtual DNS addresses.
@@ -68,7 +72,7 @@ pub enum Dropped {
 
 /// What to do with one packet from the device.
 #[derive(Debug)]
-pub enum Action<'a> {
+pub(super) enum Action<'a> {
     /// Resolve `query`, then hand the answer to [`Dispatch::udp_answer`]
     /// with `reply`.
     Resolve {
