@@ -24,10 +24,12 @@
 //! loopback and bounds every wait, so tests behave the same offline and in CI.
 
 pub mod certs;
+pub mod cleartext_trap;
 pub mod openssl_pki;
 pub mod unbound;
 
 pub use certs::{spki_pin, Leaf, PkiFiles, TestCa, TestPki, DOT_NAME};
+pub use cleartext_trap::CleartextTrap;
 pub use unbound::{dig, find_tool, kdig, require_tool, run_tool, UnboundOptions, UnboundServer};
 pub mod dot_probe;
 pub mod fault_server;

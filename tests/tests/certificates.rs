@@ -9,10 +9,9 @@
 //! that the handshake error maps (through `tls::tls_failure`) to its own
 //! `ServerFailureKind` and text. See docs/certificates.md.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use dotcore::message::{build_query, decode_answer, Answer};
 use dotcore::{Config, CustomServer, Mode, Resolver, Upstream};
 use dotcore_tests::openssl_pki::{Issued, KeyType, LeafSpec, OpensslPki, Validity};
 use dotcore_tests::unbound::{self as zone, UnboundOptions, UnboundServer};
-use dotcore_tests::{dotcore_bin, kdig, require_tool};
+use dotcore_tests::{dotcore_bin, kdig, require_tool, CleartextTrap};
 
 /// Whether the tools every test here needs are installed.
 fn tools() -> bool {
@@ -43,43 +42,6 @@ fn serve_with(chain: &Path, key: &Path, env: Vec<(String, String)>) -> UnboundSe
         ..UnboundOptions::default()
     })
     .expect("unbound starts")
-}
-
-/// A UDP+TCP port counting what it receives: the network's clear-text
-/// resolver, which strict mode must never use.
-struct CleartextTrap {
-    addr: SocketAddr,
-    packets: Arc<AtomicUsize>,
-}
-
-impl CleartextTrap {
-    fn new() -> CleartextTrap {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).unwrap();
-        tcp.set_nonblocking(true).unwrap();
-        udp.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let packets = Arc::new(AtomicUsize::new(0));
-        let counter = packets.clone();
-        // Bounded: at most 1200 polls of 50 ms, longer than any test here.
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            for _ in 0..1200 {
-                if udp.recv_from(&mut buf).is_ok() {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-                if tcp.accept().is_ok() {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        });
-        CleartextTrap { addr, packets }
-    }
-
-    fn count(&self) -> usize {
-        self.packets.load(Ordering::SeqCst)
-    }
 }
 
 /// Strict mode for one server at `addr`, authenticated by `name` (or by

@@ -3,7 +3,6 @@
 //! Every test skips with a message when unbound is not installed (and fails
 //! instead when DOTCORE_TESTS_REQUIRE_TOOLS is set, as the test script does).
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +10,7 @@ use std::time::Duration;
 use dotcore::message::{build_query, decode_answer, Answer};
 use dotcore::{Config, CustomServer, Event, Host, IdlePolicy, Mode, Resolver, Upstream};
 use dotcore_tests::unbound::{self as zone, UnboundOptions, UnboundServer};
-use dotcore_tests::{custom_upstream, require_tool, TestPki};
+use dotcore_tests::{custom_upstream, require_tool, CleartextTrap, TestPki};
 
 /// Records every event and protected socket.
 #[derive(Default)]
@@ -34,43 +33,6 @@ impl Host for RecordingHost {
 impl RecordingHost {
     fn events(&self) -> Vec<Event> {
         self.events.lock().unwrap().clone()
-    }
-}
-
-/// A UDP+TCP port that counts every datagram and connection it receives:
-/// the "network resolver" of strict-mode tests, which must stay untouched.
-struct CleartextTrap {
-    addr: SocketAddr,
-    packets: Arc<AtomicUsize>,
-}
-
-impl CleartextTrap {
-    fn new() -> CleartextTrap {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).unwrap();
-        tcp.set_nonblocking(true).unwrap();
-        udp.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let packets = Arc::new(AtomicUsize::new(0));
-        let counter = packets.clone();
-        // Bounded: the thread polls for at most 120 s, the longest a test here runs.
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            for _ in 0..2400 {
-                if udp.recv_from(&mut buf).is_ok() {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-                if tcp.accept().is_ok() {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        });
-        CleartextTrap { addr, packets }
-    }
-
-    fn count(&self) -> usize {
-        self.packets.load(Ordering::SeqCst)
     }
 }
 

@@ -15,9 +15,9 @@
 //! with DOTCORE_TESTS_REQUIRE_TOOLS=1.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ use dotcore::{CacheConfig, Config, Dialer, Event, Host, IdlePolicy, Mode};
 use dotcore_tests::dot_probe::{self, Probe, ProbeConfig};
 use dotcore_tests::interop_servers::{DotServer, ServerKind, A_NAME};
 use dotcore_tests::unbound as zone;
+use dotcore_tests::CleartextTrap;
 use dotcore_tests::{custom_upstream, kdig, require_tool};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -133,58 +134,6 @@ impl Host for RecordingHost {
     }
     fn on_event(&self, event: Event) {
         self.events.lock().unwrap().push(event);
-    }
-}
-
-/// A UDP+TCP port that counts every datagram and connection: the network
-/// resolver of strict-mode tests, which must stay untouched.
-struct CleartextTrap {
-    addr: SocketAddr,
-    packets: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl CleartextTrap {
-    fn new() -> CleartextTrap {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).unwrap();
-        tcp.set_nonblocking(true).unwrap();
-        udp.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let packets = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (counter, stopped) = (packets.clone(), stop.clone());
-        // Bounded: at most 60 s of polling, longer than any test here.
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            for _ in 0..1200 {
-                if stopped.load(Ordering::SeqCst) {
-                    break;
-                }
-                if udp.recv_from(&mut buf).is_ok() {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-                if tcp.accept().is_ok() {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        });
-        CleartextTrap {
-            addr,
-            packets,
-            stop,
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.packets.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for CleartextTrap {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
