@@ -17,7 +17,7 @@ use crate::config::Mode;
 use crate::framing::{self, FrameReader};
 use crate::host::{protected_socket, Host};
 use crate::stats::Stats;
-use crate::wire::{self, Layout, Query, QuestionKey};
+use crate::wire::{self, Layout, Query, QuestionKey, Response};
 
 /// Why the clear-text exchange failed.
 #[derive(Debug)]
@@ -71,7 +71,7 @@ impl Cleartext {
         &self,
         query: &Query,
         resolvers: &[SocketAddr],
-    ) -> Result<(Vec<u8>, Layout), CleartextError> {
+    ) -> Result<Response, CleartextError> {
         let mut last = CleartextError::NoResolvers;
         for &server in resolvers {
             match self.exchange_one(query, server).await {
@@ -93,7 +93,7 @@ impl Cleartext {
         &self,
         query: &Query,
         server: SocketAddr,
-    ) -> Result<(Vec<u8>, Layout), CleartextError> {
+    ) -> Result<Response, CleartextError> {
         // A random ID and a fresh socket per query, against off-path spoofing
         // of clear-text answers. The ID is from the OS CSPRNG or the query is
         // not sent (rng.rs). The socket is never bound, so connect() takes an
@@ -102,14 +102,14 @@ impl Cleartext {
         // leave the range the system reserves for this.
         let id = crate::rng::id(self.random).map_err(|_| CleartextError::Random)?;
         let message = query.to_upstream(id, 0, false);
-        let (bytes, layout) = timeout(
+        let response = timeout(
             self.attempt_timeout,
             self.udp(&message, server, &query.key, id),
         )
         .await
         .map_err(|_| CleartextError::Timeout)??;
-        if !wire::is_truncated(&bytes) {
-            return Ok((bytes, layout));
+        if !wire::is_truncated(&response.bytes) {
+            return Ok(response);
         }
         timeout(
             self.attempt_timeout,
@@ -125,7 +125,7 @@ impl Cleartext {
         server: SocketAddr,
         key: &QuestionKey,
         id: u16,
-    ) -> Result<(Vec<u8>, Layout), CleartextError> {
+    ) -> Result<Response, CleartextError> {
         let socket = protected_socket(&*self.host, server, socket2::Type::DGRAM)
             .map_err(CleartextError::Io)?;
         let socket = UdpSocket::from_std(socket.into()).map_err(CleartextError::Io)?;
@@ -149,7 +149,7 @@ impl Cleartext {
         server: SocketAddr,
         key: &QuestionKey,
         id: u16,
-    ) -> Result<(Vec<u8>, Layout), CleartextError> {
+    ) -> Result<Response, CleartextError> {
         // Framed before connecting: a message too long for TCP goes nowhere.
         let framed = framing::framed(message).map_err(|e| CleartextError::Io(e.into()))?;
         let socket = protected_socket(&*self.host, server, socket2::Type::STREAM)
@@ -171,13 +171,16 @@ impl Cleartext {
     }
 }
 
-fn matching(msg: &[u8], key: &QuestionKey, id: u16) -> Option<(Vec<u8>, Layout)> {
+fn matching(msg: &[u8], key: &QuestionKey, id: u16) -> Option<Response> {
     let layout = Layout::parse(msg).ok()?;
     if !wire::is_response(msg) || wire::id(msg) != id {
         return None;
     }
     match QuestionKey::of(msg, &layout) {
-        Ok(Some(k)) if k.same_question(key) => Some((msg.to_vec(), layout)),
+        Ok(Some(k)) if k.same_question(key) => Some(Response {
+            bytes: msg.to_vec(),
+            layout,
+        }),
         _ => None,
     }
 }
@@ -233,7 +236,7 @@ mod tests {
         assert!(
             matches!(result, Err(CleartextError::Random)),
             "{:?}",
-            result.map(|r| r.0)
+            result.map(|r| r.bytes)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(seen.try_recv().is_err(), "a query went out");
@@ -263,7 +266,7 @@ mod tests {
         assert!(
             matches!(result, Ok(Err(CleartextError::Io(_)))),
             "{:?}",
-            result.map(|r| r.map(|a| a.0))
+            result.map(|r| r.map(|a| a.bytes))
         );
         assert_eq!(received.await.unwrap(), 0, "bytes reached the server");
     }

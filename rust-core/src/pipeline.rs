@@ -25,14 +25,7 @@ use tokio::time::Instant;
 use crate::framing::{self, TooLong};
 use crate::policy::{IdlePolicy, PowerState};
 use crate::rng::{Random, RngFailed};
-use crate::wire::{self, Layout, QuestionKey};
-
-/// An answer from the server, its ID still the wire ID.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub bytes: Vec<u8>,
-    pub layout: Layout,
-}
+use crate::wire::{self, Layout, QuestionKey, Response};
 
 /// The limits a pipeline keeps.
 #[derive(Debug, Clone, Copy)]
@@ -176,7 +169,7 @@ impl<T> Pipeline<T> {
         &mut self,
         frame: &[u8],
         now: Instant,
-    ) -> Result<Option<(T, Answer)>, &'static str> {
+    ) -> Result<Option<(T, Response)>, &'static str> {
         if frame.len() < wire::HEADER_LEN {
             return Err("frame shorter than a DNS header");
         }
@@ -217,7 +210,7 @@ impl<T> Pipeline<T> {
         self.drop_stale_deadlines();
         Ok(Some((
             pending.reply,
-            Answer {
+            Response {
                 bytes: frame.to_vec(),
                 layout,
             },

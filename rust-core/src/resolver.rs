@@ -28,7 +28,7 @@ use crate::pool::{Pool, PoolParts, ServerConnection};
 use crate::stats::{DotOutcome, FailureKind, Stats, StatsSnapshot};
 use crate::tls::ChainVerifier;
 use crate::transport::{ExchangeError, OpenError};
-use crate::wire::{self, Layout, Query, QueryError, QuestionKey};
+use crate::wire::{self, Layout, Query, QueryError, QuestionKey, Response};
 
 /// An answer from upstream, before it is adapted to each client that asked.
 struct UpstreamAnswer {
@@ -498,7 +498,7 @@ impl Inner {
             .map(|r| r.clone())
             .unwrap_or_default();
         match tokio::time::timeout_at(deadline, cleartext.exchange(query, &resolvers)).await {
-            Ok(Ok((mut bytes, layout))) => {
+            Ok(Ok(Response { mut bytes, layout })) => {
                 Stats::add(&self.stats.cleartext_queries, 1);
                 wire::clear_authentic_data(&mut bytes);
                 Ok(UpstreamAnswer {

@@ -30,12 +30,11 @@ use crate::coalesce::Coalescing;
 use crate::failure::{ServerFailure, ServerFailureKind};
 use crate::framing;
 use crate::host::{BoxStream, Dialer};
-pub(crate) use crate::pipeline::Answer;
 use crate::pipeline::{self, Pipeline, Refused};
 use crate::policy::{IdlePolicy, PowerState};
 use crate::stats::Stats;
 use crate::tls::ServerTls;
-use crate::wire::QuestionKey;
+use crate::wire::{QuestionKey, Response};
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -210,7 +209,7 @@ pub(crate) fn human_duration(d: Duration) -> String {
 
 /// Where a query's outcome goes: the client waiting in
 /// [`Connection::exchange`].
-type Reply = oneshot::Sender<Result<Answer, ExchangeError>>;
+type Reply = oneshot::Sender<Result<Response, ExchangeError>>;
 
 struct Request {
     /// The upstream message, ID to be assigned by the connection.
@@ -364,7 +363,7 @@ impl Connection {
         &self,
         message: Vec<u8>,
         key: QuestionKey,
-    ) -> Result<Answer, ExchangeError> {
+    ) -> Result<Response, ExchangeError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request {

@@ -129,6 +129,16 @@ impl RrLocation {
     }
 }
 
+/// A DNS response as a server sent it (its ID still the one it was sent
+/// with), and its layout, parsed once on arrival.
+#[derive(Debug)]
+pub struct Response {
+    /// The message.
+    pub bytes: Vec<u8>,
+    /// Where its sections and records are.
+    pub layout: Layout,
+}
+
 /// The layout of a whole message, found by [`Layout::parse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
