@@ -16,7 +16,7 @@ use tokio::time::timeout;
 use crate::config::Mode;
 use crate::framing::{self, FrameReader};
 use crate::host::{protected_socket, Host};
-use crate::stats::Stats;
+use crate::stats::{FailureKind, Stats};
 use crate::wire::{self, Layout, Query, QuestionKey, Response};
 
 /// Why the clear-text exchange failed.
@@ -185,11 +185,40 @@ fn matching(msg: &[u8], key: &QuestionKey, id: u16) -> Option<Response> {
     }
 }
 
+impl From<&CleartextError> for FailureKind {
+    fn from(e: &CleartextError) -> FailureKind {
+        match e {
+            // Not a network problem: nothing was sent.
+            CleartextError::Random => FailureKind::Random,
+            CleartextError::NoResolvers
+            | CleartextError::Timeout
+            | CleartextError::Io(_)
+            | CleartextError::BadResponse => FailureKind::Cleartext,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::host::NoHost;
     use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn only_a_failed_random_draw_is_not_a_cleartext_failure() {
+        assert_eq!(
+            FailureKind::from(&CleartextError::Random),
+            FailureKind::Random
+        );
+        for e in [
+            CleartextError::NoResolvers,
+            CleartextError::Timeout,
+            CleartextError::Io(std::io::ErrorKind::ConnectionRefused.into()),
+            CleartextError::BadResponse,
+        ] {
+            assert_eq!(FailureKind::from(&e), FailureKind::Cleartext, "{e}");
+        }
+    }
 
     /// A query for `a.test. A`.
     fn query() -> Query {

@@ -609,10 +609,22 @@ fn check_host_name(n: &str) -> Result<String, &'static str> {
     // is refused here, not found out at every handshake. Past the checks
     // above, what it refuses is a last label that is a (decimal or hex)
     // number.
-    if crate::tls::server_name(&n).is_none() {
+    if server_name(&n).is_none() {
         return Err("the last label must not be a number (it would read as an IPv4 address)");
     }
     Ok(n)
+}
+
+/// `name` as the TLS server name rustls connects with, or `None` when rustls
+/// refuses it. Config validation and `tls::ServerTls` both use this, so a name
+/// that passed validation is the name the handshake is made for.
+///
+/// DNS names compare without regard to case and a trailing dot only marks
+/// the name as absolute (RFC 4343 §3, RFC 1034 §3.1), so `DOT.Test.` is
+/// `dot.test`; the SNI must not carry the dot anyway (RFC 6066 §3).
+pub(crate) fn server_name(name: &str) -> Option<rustls_pki_types::ServerName<'static>> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    rustls_pki_types::ServerName::try_from(bare.to_ascii_lowercase()).ok()
 }
 
 fn parse_ca_pem(pem: &str) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, ConfigError> {

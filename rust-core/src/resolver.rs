@@ -25,7 +25,7 @@ use crate::host::{AnswerSource, Dialer, Event, Host, TcpDialer};
 use crate::inflight::{InFlight, Join};
 use crate::policy::PowerState;
 use crate::pool::{Pool, PoolParts, ServerConnection};
-use crate::stats::{DotOutcome, FailureKind, Stats, StatsSnapshot};
+use crate::stats::{FailureKind, Stats, StatsSnapshot};
 use crate::tls::ChainVerifier;
 use crate::transport::{ExchangeError, OpenError};
 use crate::wire::{self, Layout, Query, QueryError, QuestionKey, Response};
@@ -74,6 +74,33 @@ pub(crate) enum DotFailure {
     Open(OpenError),
     /// The connection gave no answer.
     Exchange(ExchangeError),
+}
+
+/// A DoT attempt's failure as its query saw it: the same error counts
+/// differently depending on whether the query's time was up.
+pub(crate) struct DotOutcome<'a> {
+    /// How DoT failed.
+    pub(crate) error: &'a DotFailure,
+    /// Whether the query's deadline had passed. Connect and handshake
+    /// attempts stop at it, so an attempt failing then is the query timing
+    /// out, not the server failing.
+    pub(crate) ran_out: bool,
+}
+
+impl From<DotOutcome<'_>> for FailureKind {
+    fn from(outcome: DotOutcome<'_>) -> FailureKind {
+        if outcome.ran_out {
+            return FailureKind::Timeout;
+        }
+        match outcome.error {
+            DotFailure::Open(e) if e.before_tls() => FailureKind::Connect,
+            DotFailure::Open(_) => FailureKind::Tls,
+            DotFailure::Exchange(ExchangeError::Timeout) => FailureKind::Timeout,
+            DotFailure::Exchange(ExchangeError::Closed) => FailureKind::ConnectionLost,
+            DotFailure::Exchange(ExchangeError::BadResponse(_)) => FailureKind::BadResponse,
+            DotFailure::Exchange(ExchangeError::Random) => FailureKind::Random,
+        }
+    }
 }
 
 impl Resolver {
@@ -635,6 +662,29 @@ fn without_own_addresses(mut resolvers: Vec<SocketAddr>) -> Vec<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dot_failure_after_the_deadline_counts_as_a_timeout() {
+        use crate::failure::{ServerFailure, ServerFailureKind as K};
+        use crate::transport::OpenError;
+        let addr = "127.0.0.1:853".parse().unwrap();
+        let refused = DotFailure::Open(OpenError::at(
+            addr,
+            ServerFailure::new(K::ConnectionRefused, "refused"),
+        ));
+        let pin = DotFailure::Open(OpenError::at(
+            addr,
+            ServerFailure::new(K::PinMismatch, "pin"),
+        ));
+        let lost = DotFailure::Exchange(ExchangeError::Closed);
+        let kind = |error, ran_out| FailureKind::from(DotOutcome { error, ran_out });
+        assert_eq!(kind(&refused, false), FailureKind::Connect);
+        assert_eq!(kind(&pin, false), FailureKind::Tls);
+        assert_eq!(kind(&lost, false), FailureKind::ConnectionLost);
+        for failure in [&refused, &pin, &lost] {
+            assert_eq!(kind(failure, true), FailureKind::Timeout);
+        }
+    }
 
     #[test]
     fn own_virtual_addresses_are_never_network_resolvers() {

@@ -9,10 +9,7 @@ use serde::ser::SerializeStruct as _;
 use serde::{Serialize, Serializer};
 use tokio::time::Instant;
 
-use crate::cleartext::CleartextError;
 use crate::failure::ServerFailure;
-use crate::resolver::DotFailure;
-use crate::transport::ExchangeError;
 
 /// Upper bounds (milliseconds) of the latency histogram buckets; a last
 /// bucket holds everything slower.
@@ -332,88 +329,9 @@ impl Stats {
     }
 }
 
-/// A DoT attempt's failure as its query saw it: the same error counts
-/// differently depending on whether the query's time was up.
-pub(crate) struct DotOutcome<'a> {
-    /// How DoT failed.
-    pub error: &'a DotFailure,
-    /// Whether the query's deadline had passed. Connect and handshake
-    /// attempts stop at it, so an attempt failing then is the query timing
-    /// out, not the server failing.
-    pub ran_out: bool,
-}
-
-impl From<DotOutcome<'_>> for FailureKind {
-    fn from(outcome: DotOutcome<'_>) -> FailureKind {
-        if outcome.ran_out {
-            return FailureKind::Timeout;
-        }
-        match outcome.error {
-            DotFailure::Open(e) if e.before_tls() => FailureKind::Connect,
-            DotFailure::Open(_) => FailureKind::Tls,
-            DotFailure::Exchange(ExchangeError::Timeout) => FailureKind::Timeout,
-            DotFailure::Exchange(ExchangeError::Closed) => FailureKind::ConnectionLost,
-            DotFailure::Exchange(ExchangeError::BadResponse(_)) => FailureKind::BadResponse,
-            DotFailure::Exchange(ExchangeError::Random) => FailureKind::Random,
-        }
-    }
-}
-
-impl From<&CleartextError> for FailureKind {
-    fn from(e: &CleartextError) -> FailureKind {
-        match e {
-            // Not a network problem: nothing was sent.
-            CleartextError::Random => FailureKind::Random,
-            CleartextError::NoResolvers
-            | CleartextError::Timeout
-            | CleartextError::Io(_)
-            | CleartextError::BadResponse => FailureKind::Cleartext,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_dot_failure_after_the_deadline_counts_as_a_timeout() {
-        use crate::failure::{ServerFailure, ServerFailureKind as K};
-        use crate::transport::OpenError;
-        let addr = "127.0.0.1:853".parse().unwrap();
-        let refused = DotFailure::Open(OpenError::at(
-            addr,
-            ServerFailure::new(K::ConnectionRefused, "refused"),
-        ));
-        let pin = DotFailure::Open(OpenError::at(
-            addr,
-            ServerFailure::new(K::PinMismatch, "pin"),
-        ));
-        let lost = DotFailure::Exchange(ExchangeError::Closed);
-        let kind = |error, ran_out| FailureKind::from(DotOutcome { error, ran_out });
-        assert_eq!(kind(&refused, false), FailureKind::Connect);
-        assert_eq!(kind(&pin, false), FailureKind::Tls);
-        assert_eq!(kind(&lost, false), FailureKind::ConnectionLost);
-        for failure in [&refused, &pin, &lost] {
-            assert_eq!(kind(failure, true), FailureKind::Timeout);
-        }
-    }
-
-    #[test]
-    fn only_a_failed_random_draw_is_not_a_cleartext_failure() {
-        assert_eq!(
-            FailureKind::from(&CleartextError::Random),
-            FailureKind::Random
-        );
-        for e in [
-            CleartextError::NoResolvers,
-            CleartextError::Timeout,
-            CleartextError::Io(std::io::ErrorKind::ConnectionRefused.into()),
-            CleartextError::BadResponse,
-        ] {
-            assert_eq!(FailureKind::from(&e), FailureKind::Cleartext, "{e}");
-        }
-    }
 
     #[test]
     fn latency_buckets_and_json() {

@@ -34,7 +34,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Mode, ServerSpec};
+use crate::config::{server_name, Mode, ServerSpec};
 use crate::failure::{ServerFailure, ServerFailureKind};
 
 /// ALPN protocol identifier for DoT (RFC 7858 §3.1, IANA "dot").
@@ -326,18 +326,6 @@ pub fn auth_error_of(e: &rustls::Error) -> Option<&AuthError> {
         }
         _ => None,
     }
-}
-
-/// `name` as the TLS server name rustls connects with, or `None` when rustls
-/// refuses it. Config validation and [`ServerTls`] both use this, so a name
-/// that passed validation is the name the handshake is made for.
-///
-/// DNS names compare without regard to case and a trailing dot only marks
-/// the name as absolute (RFC 4343 §3, RFC 1034 §3.1), so `DOT.Test.` is
-/// `dot.test`; the SNI must not carry the dot anyway (RFC 6066 §3).
-pub(crate) fn server_name(name: &str) -> Option<ServerName<'static>> {
-    let bare = name.strip_suffix('.').unwrap_or(name);
-    ServerName::try_from(bare.to_ascii_lowercase()).ok()
 }
 
 /// The RFC 7469 pin of a certificate: SHA-256 over its SubjectPublicKeyInfo.

@@ -30,14 +30,11 @@ class FirstStartTest {
     private var running: RunningService? = null
 
     @Before fun setUp() {
-        ShadowTunBuilder.clear()
-        configureNetwork(listOf("127.0.0.1"))
+        freshApp(listOf("127.0.0.1"))
     }
 
     @After fun tearDown() {
-        running?.stop()
-        ShadowTunBuilder.clear()
-        ShadowProtectingVpnService.reset()
+        endTest(running)
     }
 
     @Test

@@ -33,6 +33,32 @@ val app: Application get() = RuntimeEnvironment.getApplication()
 val hub: StatusHub get() = StatusHub.DEFAULT
 val status: AppStatus get() = hub.status.value
 
+/**
+ * Puts the process-wide state every test shares back to a fresh install:
+ * no tunnel or engine records, no VPN or tile shadow state, the status
+ * hub stopped without an error (a previous test's failure must not satisfy
+ * this test's waits), [dnsServers] as the network's resolvers and, when
+ * given, [settings] saved.
+ */
+fun freshApp(dnsServers: List<String>? = listOf("192.0.2.1"), settings: Settings? = null) {
+    ShadowTunBuilder.clear()
+    ShadowProtectingVpnService.reset()
+    ShadowCollapsingTileService.collapsedTo = null
+    SpyDotEngine.clear()
+    hub.serviceState(ServiceState.Stopped(null))
+    if (dnsServers != null) configureNetwork(dnsServers)
+    if (settings != null) SettingsRepository(app).save(settings)
+}
+
+/** Stops the service a test started (releasing a held engine stop first) and forgets the records. */
+fun endTest(running: RunningService?) {
+    SpyDotEngine.stopGate?.countDown()
+    running?.stop()
+    ShadowTunBuilder.clear()
+    ShadowProtectingVpnService.reset()
+    SpyDotEngine.clear()
+}
+
 /** Runs the main looper until [condition] holds; the service's worker thread runs meanwhile. */
 fun awaitUntil(what: String, timeoutMillis: Long = 20_000, condition: () -> Boolean) {
     val deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis)

@@ -3,7 +3,6 @@ package app.dotcore.robo
 import android.os.Handler
 import android.os.Looper
 import app.dotcore.DotVpnService
-import app.dotcore.SettingsRepository
 import app.dotcore.logic.ServiceState
 import app.dotcore.logic.Settings
 import org.junit.After
@@ -24,18 +23,11 @@ class ServiceLifecycleTest {
     private var running: RunningService? = null
 
     @Before fun setUp() {
-        ShadowTunBuilder.clear()
-        ShadowProtectingVpnService.reset()
-        SpyDotEngine.clear()
-        configureNetwork(listOf("192.0.2.1"))
-        SettingsRepository(app).save(Settings())
+        freshApp(settings = Settings())
     }
 
     @After fun tearDown() {
-        SpyDotEngine.stopGate?.countDown()
-        running?.stop()
-        ShadowTunBuilder.clear()
-        SpyDotEngine.clear()
+        endTest(running)
     }
 
     @Test

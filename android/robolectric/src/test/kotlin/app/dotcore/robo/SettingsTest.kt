@@ -33,15 +33,11 @@ class SettingsTest {
     private var running: RunningService? = null
 
     @Before fun setUp() {
-        ShadowTunBuilder.clear()
-        ShadowProtectingVpnService.reset()
-        configureNetwork(listOf("192.0.2.1"))
-        SettingsRepository(app).save(Settings())
+        freshApp(settings = Settings())
     }
 
     @After fun tearDown() {
-        running?.stop()
-        ShadowTunBuilder.clear()
+        endTest(running)
     }
 
     private class Screen(val controller: ActivityController<SettingsActivity>) {

@@ -22,14 +22,11 @@ class SharedChecksTest {
     private val driver = RobolectricDriver()
 
     @Before fun setUp() {
-        ShadowTunBuilder.clear()
-        ShadowProtectingVpnService.reset()
-        configureNetwork(listOf("192.0.2.1"))
+        freshApp()
     }
 
     @After fun tearDown() {
-        driver.running?.stop()
-        ShadowTunBuilder.clear()
+        endTest(driver.running)
     }
 
     private fun custom(pin: String, mode: Mode = Mode.STRICT) = Settings(

@@ -5,7 +5,6 @@ import android.widget.Switch
 import android.widget.TextView
 import app.dotcore.DotVpnService
 import app.dotcore.MainActivity
-import app.dotcore.SettingsRepository
 import app.dotcore.logic.ServiceState
 import app.dotcore.logic.Settings
 import org.junit.After
@@ -30,19 +29,11 @@ class StartFailureTest {
     private var running: RunningService? = null
 
     @Before fun setUp() {
-        ShadowTunBuilder.clear()
-        ShadowProtectingVpnService.reset()
-        SpyDotEngine.clear()
-        configureNetwork(listOf("192.0.2.1"))
-        SettingsRepository(app).save(Settings())
-        // The hub is process-wide: a failure left by the previous test must
-        // not satisfy this test's wait before its own start has begun.
-        hub.serviceState(ServiceState.Stopped(null))
+        freshApp(settings = Settings())
     }
 
     @After fun tearDown() {
-        running?.stop()
-        ShadowTunBuilder.clear()
+        endTest(running)
     }
 
     /** Starts the service with the status screen open; returns the screen once the start failed with [reason]. */

@@ -29,15 +29,11 @@ class StatusTest {
     private var running: RunningService? = null
 
     @Before fun setUp() {
-        ShadowTunBuilder.clear()
-        ShadowProtectingVpnService.reset()
-        configureNetwork(listOf("192.0.2.1"))
+        freshApp()
     }
 
     @After fun tearDown() {
-        running?.stop()
-        ShadowTunBuilder.clear()
-        ShadowProtectingVpnService.reset()
+        endTest(running)
     }
 
     @Test

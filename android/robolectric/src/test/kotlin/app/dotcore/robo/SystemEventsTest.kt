@@ -32,16 +32,11 @@ class SystemEventsTest {
     private var running: RunningService? = null
 
     @Before fun setUp() {
-        ShadowTunBuilder.clear()
-        ShadowCollapsingTileService.collapsedTo = null
-        SpyDotEngine.clear()
-        ShadowProtectingVpnService.reset()
-        configureNetwork(listOf("192.0.2.1"))
+        freshApp()
     }
 
     @After fun tearDown() {
-        running?.stop()
-        ShadowTunBuilder.clear()
+        endTest(running)
     }
 
     private fun startService(): RunningService {

@@ -28,14 +28,11 @@ class TunnelTest {
     private var running: RunningService? = null
 
     @Before fun setUp() {
-        ShadowTunBuilder.clear()
-        ShadowProtectingVpnService.reset()
-        configureNetwork(listOf("192.0.2.53", "2001:db8::53"))
+        freshApp(listOf("192.0.2.53", "2001:db8::53"))
     }
 
     @After fun tearDown() {
-        running?.stop()
-        ShadowTunBuilder.clear()
+        endTest(running)
     }
 
     private fun customServer(pin: String, mode: Mode = Mode.STRICT, excluded: Set<String> = emptySet()) = Settings(

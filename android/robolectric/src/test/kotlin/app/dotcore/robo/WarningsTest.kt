@@ -4,7 +4,6 @@ import android.net.NetworkCapabilities
 import android.widget.TextView
 import app.dotcore.DotVpnService
 import app.dotcore.MainActivity
-import app.dotcore.SettingsRepository
 import app.dotcore.logic.Settings
 import app.dotcore.logic.Warning
 import org.junit.After
@@ -23,15 +22,11 @@ class WarningsTest {
     private var running: RunningService? = null
 
     @Before fun setUp() {
-        ShadowTunBuilder.clear()
-        ShadowProtectingVpnService.reset()
-        SettingsRepository(app).save(Settings())
+        freshApp(dnsServers = null, settings = Settings())
     }
 
     @After fun tearDown() {
-        running?.stop()
-        ShadowTunBuilder.clear()
-        ShadowProtectingVpnService.reset()
+        endTest(running)
     }
 
     /** What the status screen shows in its warning line, once the service runs. */
