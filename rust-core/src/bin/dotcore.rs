@@ -507,11 +507,19 @@ impl dotcore::Host for TunHost {
 
 /// Resolver and packet-path counters as one JSON line.
 fn engine_stats_json(engine: &dotcore::Engine) -> String {
-    format!(
-        "{{\"resolver\":{},\"packets\":{}}}",
-        engine.stats().to_json(),
-        engine.packet_stats().to_json()
-    )
+    /// The line's shape: each part keeps its own key order.
+    #[derive(serde::Serialize)]
+    struct EngineStatsLine {
+        resolver: dotcore::StatsSnapshot,
+        packets: dotcore::tun::PacketPathStats,
+    }
+    let line = EngineStatsLine {
+        resolver: engine.stats(),
+        packets: engine.packet_stats(),
+    };
+    serde_json::to_string(&line).unwrap_or_else(|e| {
+        serde_json::json!({ "error": format!("cannot serialise the stats: {e}") }).to_string()
+    })
 }
 
 #[cfg(target_os = "linux")]
