@@ -373,6 +373,60 @@ fn proxy_serves_dig_and_kdig_over_udp_and_tcp_and_prints_stats_on_sigint() {
     assert!(stats.contains("\"handshakes_full\":1"), "{stats}");
 }
 
+/// A burst of UDP queries sent before any answer is read, more than the
+/// proxy takes from its socket at once, with DNS responses among them: each
+/// query is answered exactly once and no response is. Also with a
+/// concurrency limit below the burst, where the kernel's buffer holds the
+/// queries that wait for a permit.
+#[test]
+fn proxy_answers_every_query_of_a_udp_burst_once() {
+    let Some(server) = start() else { return };
+    const BURST: u16 = 40;
+    for limit in ["4096", "3"] {
+        let mut args = vec!["--max-concurrent".to_string(), limit.to_string()];
+        args.extend(server_args(&server));
+        let proxy = Proxy::start_with(args);
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut waiting = std::collections::BTreeSet::new();
+        for id in 0..BURST {
+            let mut query = dotcore::message::build_query(zone::A_TEST, "A").unwrap();
+            query[..2].copy_from_slice(&id.to_be_bytes());
+            client.send_to(&query, proxy.addr).unwrap();
+            waiting.insert(id);
+            if id % 8 == 0 {
+                let mut response = query.clone();
+                response[..2].copy_from_slice(&(1000 + id).to_be_bytes());
+                response[2] |= 0x80;
+                client.send_to(&response, proxy.addr).unwrap();
+            }
+        }
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        while !waiting.is_empty() {
+            let (n, _) = client
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("limit {limit}: {waiting:?} unanswered: {e}"));
+            let id = u16::from_be_bytes([buf[0], buf[1]]);
+            assert!(
+                waiting.remove(&id),
+                "limit {limit}: answer {id} not expected"
+            );
+            let answer = dotcore::message::decode_answer(&buf[..n]).unwrap();
+            assert_eq!(answer.rcode, "NOERROR");
+        }
+        client
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        if let Ok((_, _)) = client.recv_from(&mut buf) {
+            let id = u16::from_be_bytes([buf[0], buf[1]]);
+            panic!("limit {limit}: datagram {id} after every query was answered");
+        }
+        assert!(proxy.interrupt().status.success());
+    }
+}
+
 #[test]
 fn proxy_tcp_clients_are_bounded_in_number_and_in_time() {
     use std::io::{Read, Write};
