@@ -377,7 +377,8 @@ const MAX_UDP_DATAGRAM: usize = 65_535;
 
 /// Most datagrams taken from the socket by one `recvmmsg`: a burst costs
 /// one system call per this many queries. The kernel writes only the start
-/// of each slot, so the slots' untouched pages never take memory.
+/// of each slot, so most of the buffer's pages are never touched and, as a
+/// fresh zeroed mapping, never take memory.
 #[cfg(target_os = "linux")]
 const UDP_BATCH: usize = 16;
 
