@@ -16,7 +16,8 @@
 #                         [--no-doc] [--no-build] [--no-capture]
 #                         [--stubs a,b,c] [--profile] [--baseline] [--nice N]
 #                         [--cpu LIST]
-#   --no-build    use the existing target/release/dotcore
+#   --no-build    use the existing target/release/dotcore (under
+#                 $CARGO_TARGET_DIR if set)
 #   --no-capture  don't run tcpdump (no handshake counts for stubby/Unbound)
 #   --no-doc      print the table only, leave docs/BENCHMARKS.md alone
 #   --rounds      rounds per stub, interleaved (default 3); the table shows
@@ -116,7 +117,11 @@ fi
 # it (all our instances have their own config and ports).
 
 # --- build -------------------------------------------------------------------
-DOTCORE=$ROOT/target/release/dotcore
+# Where cargo puts it: CARGO_TARGET_DIR as cargo reads it (relative to the
+# repo root, where the build below runs), else the repo's target/.
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
+DOTCORE=$TARGET_DIR/release/dotcore
 if [ "$BUILD" = 1 ]; then
     step "building dotcore (release)"
     (cd "$ROOT" && cargo build --release -p dotcore --features cli) || die "cargo build failed"

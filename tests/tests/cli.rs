@@ -206,7 +206,12 @@ impl Proxy {
 
     /// A proxy with `upstream` as its server arguments.
     fn start_with(upstream: Vec<String>) -> Proxy {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Proxy::start_at("127.0.0.1".parse().unwrap(), upstream)
+    }
+
+    /// A proxy listening on `ip`, with `upstream` as its server arguments.
+    fn start_at(ip: std::net::IpAddr, upstream: Vec<String>) -> Proxy {
+        let addr = SocketAddr::new(ip, free_port());
         let mut args = vec![
             "proxy".to_string(),
             "--listen".into(),
@@ -371,6 +376,61 @@ fn proxy_serves_dig_and_kdig_over_udp_and_tcp_and_prints_stats_on_sigint() {
     let stats = stdout.lines().last().expect("stats line");
     assert!(stats.starts_with("{\"queries\":"), "{stats}");
     assert!(stats.contains("\"handshakes_full\":1"), "{stats}");
+}
+
+/// A burst of UDP queries sent before any answer is read, more than the
+/// proxy takes from its socket at once, with DNS responses among them: each
+/// query is answered exactly once and no response is. Also with a
+/// concurrency limit below the burst, where the kernel's buffer holds the
+/// queries that wait for a permit, and over IPv6.
+#[test]
+fn proxy_answers_every_query_of_a_udp_burst_once() {
+    let Some(server) = start() else { return };
+    const BURST: u16 = 40;
+    for (ip, limit) in [("127.0.0.1", "4096"), ("127.0.0.1", "3"), ("::1", "4096")] {
+        let mut args = vec!["--max-concurrent".to_string(), limit.to_string()];
+        args.extend(server_args(&server));
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        let proxy = Proxy::start_at(ip, args);
+        let client = UdpSocket::bind(SocketAddr::new(ip, 0)).unwrap();
+        let mut waiting = std::collections::BTreeSet::new();
+        for id in 0..BURST {
+            let mut query = dotcore::message::build_query(zone::A_TEST, "A").unwrap();
+            query[..2].copy_from_slice(&id.to_be_bytes());
+            client.send_to(&query, proxy.addr).unwrap();
+            waiting.insert(id);
+            if id % 8 == 0 {
+                let mut response = query.clone();
+                response[..2].copy_from_slice(&(1000 + id).to_be_bytes());
+                response[2] |= 0x80;
+                client.send_to(&response, proxy.addr).unwrap();
+            }
+        }
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        while !waiting.is_empty() {
+            let (n, _) = client
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("{ip}, limit {limit}: {waiting:?} unanswered: {e}"));
+            let id = u16::from_be_bytes([buf[0], buf[1]]);
+            assert!(
+                waiting.remove(&id),
+                "{ip}, limit {limit}: answer {id} not expected"
+            );
+            let answer = dotcore::message::decode_answer(&buf[..n]).unwrap();
+            assert_eq!(answer.rcode, "NOERROR");
+        }
+        client
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        if let Ok((_, _)) = client.recv_from(&mut buf) {
+            let id = u16::from_be_bytes([buf[0], buf[1]]);
+            panic!("{ip}, limit {limit}: datagram {id} after every query was answered");
+        }
+        assert!(proxy.interrupt().status.success());
+    }
 }
 
 #[test]
