@@ -453,28 +453,14 @@ async fn serve_udp(socket: Arc<UdpSocket>, resolver: Resolver, limit: Arc<Semaph
                 continue;
             };
             let query = &slot[..len.min(slot.len())];
-            if dotcore::is_dns_response(query) {
-                // Never answer a response, not even with an error: with a
-                // spoofed source, two servers doing so would answer each
-                // other forever.
-                log::debug!("UDP from {peer}: a DNS response, dropped");
+            if is_response_to_drop(query, peer) {
                 continue;
             }
             let Some(permit) = permits.pop() else {
                 // Not reached: the kernel fills at most `slots` datagrams.
                 break;
             };
-            let query = query.to_vec();
-            let socket = socket.clone();
-            let resolver = resolver.clone();
-            tokio::spawn(async move {
-                let answer = resolver.resolve(&query).await;
-                let answer = truncate_dns_response(&answer, client_udp_payload_limit(&query));
-                if let Err(e) = socket.send_to(&answer, peer).await {
-                    log::debug!("UDP send to {peer}: {e}");
-                }
-                drop(permit);
-            });
+            spawn_udp_answer(&socket, &resolver, query, peer, permit);
         }
         want = (taken.len() * 2).clamp(2, UDP_BATCH);
     }
@@ -543,25 +529,45 @@ async fn serve_udp(socket: Arc<UdpSocket>, resolver: Resolver, limit: Arc<Semaph
                 continue;
             }
         };
-        if dotcore::is_dns_response(&buf[..n]) {
-            // Never answer a response, not even with an error: with a
-            // spoofed source, two servers doing so would answer each other
-            // forever.
-            log::debug!("UDP from {peer}: a DNS response, dropped");
+        if is_response_to_drop(&buf[..n], peer) {
             continue;
         }
-        let query = buf[..n].to_vec();
-        let socket = socket.clone();
-        let resolver = resolver.clone();
-        tokio::spawn(async move {
-            let answer = resolver.resolve(&query).await;
-            let answer = truncate_dns_response(&answer, client_udp_payload_limit(&query));
-            if let Err(e) = socket.send_to(&answer, peer).await {
-                log::debug!("UDP send to {peer}: {e}");
-            }
-            drop(permit);
-        });
+        spawn_udp_answer(&socket, &resolver, &buf[..n], peer, permit);
     }
+}
+
+/// Whether a UDP datagram is a DNS response, which gets no answer at all,
+/// not even an error: with a spoofed source, two servers doing so would
+/// answer each other forever.
+fn is_response_to_drop(datagram: &[u8], peer: SocketAddr) -> bool {
+    let response = dotcore::is_dns_response(datagram);
+    if response {
+        log::debug!("UDP from {peer}: a DNS response, dropped");
+    }
+    response
+}
+
+/// Resolves `query` in a task of its own and sends the answer to `peer`,
+/// cut to the client's buffer; `permit` (its place in the concurrency
+/// limit) is held until then.
+fn spawn_udp_answer(
+    socket: &Arc<UdpSocket>,
+    resolver: &Resolver,
+    query: &[u8],
+    peer: SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let query = query.to_vec();
+    let socket = socket.clone();
+    let resolver = resolver.clone();
+    tokio::spawn(async move {
+        let answer = resolver.resolve(&query).await;
+        let answer = truncate_dns_response(&answer, client_udp_payload_limit(&query));
+        if let Err(e) = socket.send_to(&answer, peer).await {
+            log::debug!("UDP send to {peer}: {e}");
+        }
+        drop(permit);
+    });
 }
 
 /// TCP clients served at once. Further connections are closed as soon as
