@@ -64,25 +64,21 @@ mod tests {
             ffi.dns_servers.iter().map(|a| a.parse().unwrap()).collect();
         assert_eq!(dns, core.dns_servers);
         assert!(dns.iter().all(|ip| dotcore::net::is_virtual_dns(*ip)));
-        let routes: Vec<(String, i32)> = ffi
-            .routes
-            .iter()
-            .map(|p| (p.address.clone(), p.prefix_length))
-            .collect();
+        let pairs = |prefixes: &[IpPrefix]| -> Vec<(String, i32)> {
+            prefixes
+                .iter()
+                .map(|p| (p.address.clone(), p.prefix_length))
+                .collect()
+        };
         assert_eq!(
-            routes,
+            pairs(&ffi.routes),
             [
                 ("10.111.222.3".to_string(), 32),
                 ("fd64:d07c:0:1::53".to_string(), 128)
             ]
         );
-        let own: Vec<(String, i32)> = ffi
-            .interface_addresses
-            .iter()
-            .map(|p| (p.address.clone(), p.prefix_length))
-            .collect();
         assert_eq!(
-            own,
+            pairs(&ffi.interface_addresses),
             [
                 ("10.111.222.1".to_string(), 32),
                 ("fd64:d07c:0:1::1".to_string(), 128)

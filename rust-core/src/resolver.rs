@@ -8,7 +8,8 @@
 //! (fallback.rs) picks DoT or clear text so that no query waits for DoT to
 //! come up, and this file runs its probes. Whatever goes wrong, the client
 //! gets an answer: SERVFAIL, or FORMERR for a query we cannot read; which
-//! failure it is counted as is decided in stats.rs.
+//! failure it is counted as is decided by the `From` impls for
+//! `FailureKind` beside each error type.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,14 +29,13 @@ use crate::pool::{Pool, PoolParts, ServerConnection};
 use crate::stats::{FailureKind, Stats, StatsSnapshot};
 use crate::tls::ChainVerifier;
 use crate::transport::{ExchangeError, OpenError};
-use crate::wire::{self, Layout, Query, QueryError, QuestionKey, Response};
+use crate::wire::{self, Query, QueryError, QuestionKey, Response};
 
 /// An answer from upstream, before it is adapted to each client that asked.
 struct UpstreamAnswer {
-    /// The response as the server sent it (ID still the wire ID).
-    bytes: Vec<u8>,
-    /// Where its records and TTLs are, for the cache and per-client copies.
-    layout: Layout,
+    /// The response as the server sent it (ID still the wire ID), with the
+    /// layout the cache and the per-client copies work from.
+    response: Response,
     /// Which way it came: DoT or clear text.
     source: AnswerSource,
 }
@@ -296,8 +296,11 @@ impl Inner {
             Join::Leader(leader) => {
                 let shared = Arc::new(self.upstream(query).await);
                 if let Ok(answer) = shared.as_ref() {
-                    self.cache
-                        .insert(query.key.clone(), &answer.bytes, &answer.layout);
+                    self.cache.insert(
+                        query.key.clone(),
+                        &answer.response.bytes,
+                        &answer.response.layout,
+                    );
                 }
                 leader.complete(shared.clone());
                 let source = source_of(&shared);
@@ -306,7 +309,7 @@ impl Inner {
         };
         match shared.as_ref() {
             Ok(answer) => (
-                wire::response_for_client(&answer.bytes, &answer.layout, query),
+                wire::response_for_client(&answer.response.bytes, &answer.response.layout, query),
                 source,
             ),
             Err(_) => (
@@ -481,8 +484,7 @@ impl Inner {
                         wire::clear_authentic_data(&mut answer.bytes);
                     }
                     return Ok(UpstreamAnswer {
-                        bytes: answer.bytes,
-                        layout: answer.layout,
+                        response: answer,
                         source: AnswerSource::Tls,
                     });
                 }
@@ -525,12 +527,11 @@ impl Inner {
             .map(|r| r.clone())
             .unwrap_or_default();
         match tokio::time::timeout_at(deadline, cleartext.exchange(query, &resolvers)).await {
-            Ok(Ok(Response { mut bytes, layout })) => {
+            Ok(Ok(mut response)) => {
                 Stats::add(&self.stats.cleartext_queries, 1);
-                wire::clear_authentic_data(&mut bytes);
+                wire::clear_authentic_data(&mut response.bytes);
                 Ok(UpstreamAnswer {
-                    bytes,
-                    layout,
+                    response,
                     source: AnswerSource::Cleartext,
                 })
             }
