@@ -8,8 +8,9 @@
 //! none is left waiting on an answer that never comes: they then resolve on
 //! their own.
 
-use std::collections::HashMap;
 use std::hash::Hash;
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Mutex;
 
 use tokio::sync::oneshot;

@@ -13,11 +13,12 @@
 //! sender in the task, a plain tag in the tests); the pipeline only keeps
 //! it and hands it back with the query's outcome.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use foldhash::{HashMap, HashMapExt};
 // tokio's Instant rather than std's: it is what the driver's timer takes
 // and what a paused test clock moves. Nothing here reads it.
 use tokio::time::Instant;

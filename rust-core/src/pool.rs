@@ -38,7 +38,8 @@ pub(crate) struct Pool {
     /// Connections watch it, so a power-state change reaches idle ones at
     /// once.
     power: watch::Sender<PowerState>,
-    servers: RwLock<Vec<Arc<UpstreamServer>>>,
+    /// Shared, not copied, by every query that looks them up.
+    servers: RwLock<Arc<[Arc<UpstreamServer>]>>,
 }
 
 /// A connection and the server it goes to, which is told how queries over
@@ -88,7 +89,7 @@ impl Pool {
                 idle: config.idle,
             },
             power: watch::channel(config.power_state).0,
-            servers: RwLock::new(Vec::new()),
+            servers: RwLock::new(Arc::new([])),
         };
         pool.install(if from_network {
             network_servers(network_resolvers)
@@ -114,13 +115,11 @@ impl Pool {
     }
 
     /// The servers now, in configured order.
-    pub(crate) fn servers(&self) -> Vec<Arc<UpstreamServer>> {
-        self.servers.read().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    /// The timeouts and limits every connection is opened with.
-    pub(crate) fn settings(&self) -> ConnectionSettings {
-        self.settings
+    pub(crate) fn servers(&self) -> Arc<[Arc<UpstreamServer>]> {
+        self.servers
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|_| Arc::new([]))
     }
 
     /// Sets the power state connections adopt their idle timeout from.
@@ -139,23 +138,27 @@ impl Pool {
         &self,
         deadline: Option<Instant>,
     ) -> Result<ServerConnection, OpenError> {
-        let power = self.power.subscribe();
         let env = ConnectEnv {
             dialer: &*self.dialer,
             host: &*self.host,
-            settings: self.settings(),
+            settings: &self.settings,
             deadline,
-            power: &power,
+            power: &self.power,
             stats: &self.stats,
         };
-        let mut last = OpenError::untried("no DoT server configured");
-        for server in self.servers() {
+        let mut last = None;
+        for server in self.servers().iter() {
             match server.connection(&env).await {
-                Ok(connection) => return Ok(ServerConnection { server, connection }),
-                Err(e) => last = e,
+                Ok(connection) => {
+                    return Ok(ServerConnection {
+                        server: server.clone(),
+                        connection,
+                    })
+                }
+                Err(e) => last = Some(e),
             }
         }
-        Err(last)
+        Err(last.unwrap_or_else(|| OpenError::untried("no DoT server configured")))
     }
 
     /// The device moved to another network: every connection is dropped
@@ -165,7 +168,7 @@ impl Pool {
     /// (which waits for connects in progress), so that when changes overlap
     /// the latest network's resolvers are the ones installed.
     pub(crate) async fn network_changed(&self, resolvers: impl FnOnce() -> Vec<SocketAddr>) {
-        for s in &self.servers() {
+        for s in self.servers().iter() {
             s.reset().await;
         }
         if self.from_network {
@@ -177,7 +180,8 @@ impl Pool {
     pub(crate) async fn close(&self) {
         // Concurrently, so one slow server does not hold the others' close.
         let mut closing = tokio::task::JoinSet::new();
-        for s in self.servers() {
+        for s in self.servers().iter() {
+            let s = s.clone();
             closing.spawn(async move { s.close().await });
         }
         while closing.join_next().await.is_some() {}

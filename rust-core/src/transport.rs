@@ -365,14 +365,21 @@ impl Connection {
         key: QuestionKey,
     ) -> Result<Response, ExchangeError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Request {
-                message,
-                key,
-                reply,
-            })
-            .await
-            .map_err(|_| ExchangeError::Closed)?;
+        let request = Request {
+            message,
+            key,
+            reply,
+        };
+        match self.tx.try_send(request) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(ExchangeError::Closed),
+            // Waiting for room is rare (the connection's in-flight limit is
+            // reached) and its future large: boxed, as in
+            // `UpstreamServer::connection`.
+            Err(mpsc::error::TrySendError::Full(request)) => Box::pin(self.tx.send(request))
+                .await
+                .map_err(|_| ExchangeError::Closed)?,
+        }
         answer.await.unwrap_or(Err(ExchangeError::Closed))
     }
 }

@@ -121,12 +121,28 @@ impl UpstreamServer {
     /// The live connection, opening one if there is none. Connecting stops
     /// at `env.deadline`.
     pub(crate) async fn connection(&self, env: &ConnectEnv<'_>) -> Result<Connection, OpenError> {
-        let mut state = self.state.lock().await;
-        if let Some(c) = &state.connection {
-            if c.is_open() {
+        if let Ok(state) = self.state.try_lock() {
+            if let Some(c) = state.connection.as_ref().filter(|c| c.is_open()) {
                 return Ok(c.clone());
             }
         }
+        // Boxed: waiting for the lock, connecting and the handshake make a
+        // future of several kilobytes, which every query's future would
+        // otherwise carry (and tokio copy when it spawns one) although
+        // almost every query finds the connection open.
+        Box::pin(async {
+            let mut state = self.state.lock().await;
+            if let Some(c) = state.connection.as_ref().filter(|c| c.is_open()) {
+                return Ok(c.clone());
+            }
+            self.open(&mut state, env).await
+        })
+        .await
+    }
+
+    /// Opens a connection, the addresses tried in [`State::attempt_order`],
+    /// and makes it the live one.
+    async fn open(&self, state: &mut State, env: &ConnectEnv<'_>) -> Result<Connection, OpenError> {
         state.connection = None;
         let mut failed: Vec<OpenError> = Vec::new();
         for i in state.attempt_order() {
@@ -140,9 +156,9 @@ impl UpstreamServer {
                 env.dialer,
                 addr,
                 &self.tls,
-                env.settings,
+                *env.settings,
                 env.deadline,
-                env.power.clone(),
+                env.power.subscribe(),
                 env.stats.clone(),
             )
             .await
@@ -154,7 +170,7 @@ impl UpstreamServer {
                         Some(s) => (s * 7 + info.elapsed) / 8,
                         None => info.elapsed,
                     });
-                    self.report_validated(env.host, &mut state, &connection, info);
+                    self.report_validated(env.host, state, &connection, info);
                     state.connection = Some(connection.clone());
                     return Ok(connection);
                 }
@@ -341,10 +357,11 @@ fn headline(failed: &[OpenError]) -> Option<&OpenError> {
 pub(crate) struct ConnectEnv<'a> {
     pub dialer: &'a dyn Dialer,
     pub host: &'a dyn Host,
-    pub settings: ConnectionSettings,
+    pub settings: &'a ConnectionSettings,
     /// When the query waiting for the connection gives up (none for probes).
     pub deadline: Option<Instant>,
-    pub power: &'a watch::Receiver<PowerState>,
+    /// A new connection watches it for its idle timeout.
+    pub power: &'a watch::Sender<PowerState>,
     pub stats: &'a Arc<Stats>,
 }
 

@@ -456,6 +456,38 @@ async fn reversed_answers_reach_the_client_that_asked() {
     assert_eq!(server.stats().answers_sent(), N as usize);
 }
 
+/// More queries at once than a connection takes in flight: those beyond
+/// the limit wait for room on the connection (not a second one, not a
+/// failure) and are all answered.
+#[tokio::test]
+async fn queries_beyond_the_in_flight_limit_wait_for_room() {
+    let _m = MACHINE.read().await;
+    const N: u16 = 16;
+    let tls = TlsIdentity::generate(NAME);
+    let server = FaultServer::start(Behaviour::Normal, tls.clone());
+    let mut config = config_for(&[server.addr()], &tls);
+    config.max_in_flight = 2;
+    let r = resolver(&config);
+    let mut set = JoinSet::new();
+    for i in 0..N {
+        let r = r.clone();
+        set.spawn(async move {
+            let name = format!("room{i}.test");
+            let (resp, _) = ask(&r, &name, 500 + i).await;
+            (name, 500 + i, resp)
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        let (name, id, resp) = done.expect("no panic");
+        assert_answer(&resp, &name, id);
+    }
+    let s = r.stats();
+    assert_eq!(s.connections_opened, 1);
+    assert_eq!(s.upstream_queries, N as u64);
+    assert_eq!(s.failures(), 0, "{s:?}");
+    assert_eq!(server.stats().answers_sent(), N as usize);
+}
+
 #[tokio::test]
 async fn answer_larger_than_a_tls_record_is_returned_whole() {
     let _m = MACHINE.read().await;

@@ -561,8 +561,11 @@ fn spawn_udp_answer(
     let socket = socket.clone();
     let resolver = resolver.clone();
     tokio::spawn(async move {
-        let answer = resolver.resolve(&query).await;
-        let answer = truncate_dns_response(&answer, client_udp_payload_limit(&query));
+        let mut answer = resolver.resolve(&query).await;
+        let limit = client_udp_payload_limit(&query);
+        if answer.len() > limit {
+            answer = truncate_dns_response(&answer, limit);
+        }
         if let Err(e) = socket.send_to(&answer, peer).await {
             log::debug!("UDP send to {peer}: {e}");
         }

@@ -613,4 +613,4 @@ pub fn badvers_response(query: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
