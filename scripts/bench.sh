@@ -600,6 +600,7 @@ if [ "$PROFILE" = 1 ]; then
         prof_run strace
     fi
     BENCH_KEEP=1
-    python3 "$TEMPLATES/profile_summary.py" "$RUN/profile" | tee "$RUN/profile/summary.md"
+    # dnsperf sends at a fixed rate (-Q), so the 3 s window holds QPS x 3.
+    python3 "$TEMPLATES/profile_summary.py" "$RUN/profile" "$((QPS * 3))" | tee "$RUN/profile/summary.md"
     step "profile reports in $RUN/profile"
 fi
