@@ -436,13 +436,26 @@ async fn reversed_answers_reach_the_client_that_asked() {
     let tls = TlsIdentity::generate(NAME);
     let server = FaultServer::start(Behaviour::Reversed(N as usize), tls.clone());
     let r = resolver(&config_for(&[server.addr()], &tls));
+    all_answered_over_one_connection(&r, &server, "q", 300, N).await;
+}
+
+/// Asks `n` queries at once (`{prefix}{i}.test`, client IDs from
+/// `first_id`) and checks that each client got its own answer, all over one
+/// connection, with no failure.
+async fn all_answered_over_one_connection(
+    r: &Resolver,
+    server: &FaultServer,
+    prefix: &str,
+    first_id: u16,
+    n: u16,
+) {
     let mut set = JoinSet::new();
-    for i in 0..N {
+    for i in 0..n {
         let r = r.clone();
+        let name = format!("{prefix}{i}.test");
         set.spawn(async move {
-            let name = format!("q{i}.test");
-            let (resp, _) = ask(&r, &name, 300 + i).await;
-            (name, 300 + i, resp)
+            let (resp, _) = ask(&r, &name, first_id + i).await;
+            (name, first_id + i, resp)
         });
     }
     while let Some(done) = set.join_next().await {
@@ -451,9 +464,9 @@ async fn reversed_answers_reach_the_client_that_asked() {
     }
     let s = r.stats();
     assert_eq!(s.connections_opened, 1);
-    assert_eq!(s.upstream_queries, N as u64);
-    assert_eq!(s.failures(), 0);
-    assert_eq!(server.stats().answers_sent(), N as usize);
+    assert_eq!(s.upstream_queries, n as u64);
+    assert_eq!(s.failures(), 0, "{s:?}");
+    assert_eq!(server.stats().answers_sent(), n as usize);
 }
 
 /// More queries at once than a connection takes in flight: those beyond
@@ -468,24 +481,7 @@ async fn queries_beyond_the_in_flight_limit_wait_for_room() {
     let mut config = config_for(&[server.addr()], &tls);
     config.max_in_flight = 2;
     let r = resolver(&config);
-    let mut set = JoinSet::new();
-    for i in 0..N {
-        let r = r.clone();
-        set.spawn(async move {
-            let name = format!("room{i}.test");
-            let (resp, _) = ask(&r, &name, 500 + i).await;
-            (name, 500 + i, resp)
-        });
-    }
-    while let Some(done) = set.join_next().await {
-        let (name, id, resp) = done.expect("no panic");
-        assert_answer(&resp, &name, id);
-    }
-    let s = r.stats();
-    assert_eq!(s.connections_opened, 1);
-    assert_eq!(s.upstream_queries, N as u64);
-    assert_eq!(s.failures(), 0, "{s:?}");
-    assert_eq!(server.stats().answers_sent(), N as usize);
+    all_answered_over_one_connection(&r, &server, "room", 500, N).await;
 }
 
 #[tokio::test]
