@@ -146,7 +146,8 @@ pub enum EngineEvent {
     TlsRestored,
     /// The TUN device passed to `start` went away (its interface was torn
     /// down), so the engine no longer answers on it. Not sent after
-    /// `stop()`. The engine keeps running; `start` accepts a new device.
+    /// `stop()`. The engine keeps running; `start` accepts a new device
+    /// from the moment this is delivered, also from inside `onEvent`.
     TunClosed {
         /// What the device reported, for people.
         reason: String,

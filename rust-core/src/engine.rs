@@ -10,6 +10,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -66,11 +67,27 @@ pub struct Engine {
     /// Dropping (or sending on) this ends the runtime thread.
     stop: Mutex<Option<oneshot::Sender<()>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    /// Tells the packet loop to finish.
-    tun_stop: Mutex<Option<watch::Sender<bool>>>,
-    tun_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The packet loop of the attached TUN device, if any.
+    tun: Mutex<Option<AttachedTun>>,
     /// Counters of the packet loop (zero until a TUN device is attached).
     packet_counters: Arc<PacketCounters>,
+}
+
+/// A packet loop and the means to stop it and to see it end.
+struct AttachedTun {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    /// Set by the loop once it has let go of its device and its state,
+    /// before it reports the device gone: a host that answers that report
+    /// by attaching a new device must not be refused because the old
+    /// task has not returned yet.
+    ended: Arc<AtomicBool>,
+}
+
+impl AttachedTun {
+    fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire) || self.task.is_finished()
+    }
 }
 
 impl Engine {
@@ -105,8 +122,7 @@ impl Engine {
             host,
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(Some(thread)),
-            tun_stop: Mutex::new(None),
-            tun_task: Mutex::new(None),
+            tun: Mutex::new(None),
             packet_counters: Arc::new(PacketCounters::default()),
         })
     }
@@ -128,23 +144,20 @@ impl Engine {
     ///
     /// One device at a time: while a packet loop runs this fails with
     /// [`EngineError::AlreadyRunning`]. A loop that ended on its own, because
-    /// its device went away, makes room for a new device.
+    /// its device went away, makes room for a new device by the time it
+    /// reports [`Event::TunClosed`].
     pub fn attach_tun(&self, tun: OwnedFd) -> Result<(), EngineError> {
         self.ensure_running()?;
-        let mut stop_slot = self.tun_stop.lock().unwrap_or_else(|e| e.into_inner());
-        let mut task_slot = self.tun_task.lock().unwrap_or_else(|e| e.into_inner());
-        if stop_slot.is_some() {
-            if !task_slot.as_ref().is_some_and(|t| t.is_finished()) {
-                return Err(EngineError::AlreadyRunning);
-            }
-            *stop_slot = None;
-            *task_slot = None;
+        let mut slot = self.tun.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|attached| !attached.has_ended()) {
+            return Err(EngineError::AlreadyRunning);
         }
         let device = {
             let _entered = self.handle.enter();
             crate::tun::TunDevice::new(tun).map_err(EngineError::Tun)?
         };
-        let (tx, rx) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(false);
+        let ended = Arc::new(AtomicBool::new(false));
         // Marked here rather than when the task first runs, so that stats
         // read right after this call already say the loop is on.
         crate::tun::PacketCounters::set(&self.packet_counters.running, 1);
@@ -153,10 +166,12 @@ impl Engine {
             self.resolver.clone(),
             self.packet_counters.clone(),
             self.host.clone(),
-            rx,
+            crate::tun::LoopControl {
+                stop: stop_rx,
+                ended: ended.clone(),
+            },
         ));
-        *stop_slot = Some(tx);
-        *task_slot = Some(task);
+        *slot = Some(AttachedTun { stop, task, ended });
         Ok(())
     }
 
@@ -217,19 +232,11 @@ impl Engine {
         let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
-        if let Some(tun_stop) = self
-            .tun_stop
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            let _ = tun_stop.send(true);
-        }
-        let tun_task = self
-            .tun_task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let attached = self.tun.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let tun_task = attached.map(|attached| {
+            let _ = attached.stop.send(true);
+            attached.task
+        });
         let resolver = self.resolver.clone();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         self.handle.spawn(async move {

@@ -96,7 +96,8 @@ pub enum Event {
     /// The packet loop ended because its TUN device went away (the
     /// interface was deleted, or the other end of a socket pair standing in
     /// for it closed). Not sent when [`crate::Engine::stop`] ends the loop.
-    /// The resolver keeps running; a new device may be attached.
+    /// The resolver keeps running; a new device may be attached from the
+    /// moment this is sent, also from inside the handler of this event.
     TunClosed {
         /// What the device reported, for people.
         reason: String,

@@ -37,7 +37,7 @@ mod stack;
 mod stats;
 
 pub(crate) use device::TunDevice;
-pub(crate) use packet_loop::run_packet_loop;
+pub(crate) use packet_loop::{run_packet_loop, LoopControl};
 pub(crate) use stats::PacketCounters;
 pub use stats::PacketPathStats;
 

@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -58,17 +59,27 @@ struct LoopState {
     paused: bool,
 }
 
-/// Answers DNS packets on `device` until `stop` turns true (or its sender
-/// is dropped) or the device goes away, then resets open TCP connections,
-/// cancels pending resolutions and closes the device. A device that went
-/// away is reported to `host` as [`Event::TunClosed`].
+/// How the engine stops a packet loop and learns that it has ended.
+pub(crate) struct LoopControl {
+    /// Turns true (or its sender is dropped) when the loop is to stop.
+    pub(crate) stop: watch::Receiver<bool>,
+    /// Set once the loop has closed its device and dropped its state.
+    pub(crate) ended: Arc<AtomicBool>,
+}
+
+/// Answers DNS packets on `device` until `control.stop` says so or the
+/// device goes away, then resets open TCP connections, cancels pending
+/// resolutions, closes the device and sets `control.ended`. A device that
+/// went away is reported to `host` as [`Event::TunClosed`] after that, so
+/// the host may attach a new device from inside that report.
 pub(crate) async fn run_packet_loop(
     device: TunDevice,
     resolver: Resolver,
     counters: Arc<PacketCounters>,
     host: Arc<dyn Host>,
-    mut stop: watch::Receiver<bool>,
+    control: LoopControl,
 ) {
+    let LoopControl { mut stop, ended } = control;
     PacketCounters::set(&counters.running, 1);
     let mut state = LoopState {
         resolver,
@@ -156,13 +167,17 @@ pub(crate) async fn run_packet_loop(
     state.tasks.shutdown().await;
     PacketCounters::set(&counters.in_flight, 0);
     state.publish_classified();
+    // The counters are shared with the next loop: nothing of this one may
+    // touch them once it has said it ended.
+    drop(state);
+    drop(device);
     PacketCounters::set(&counters.running, 0);
+    ended.store(true, Release);
     if let Some(why) = device_gone {
         host.on_event(Event::TunClosed {
             reason: why.to_string(),
         });
     }
-    // `device` drops here: the descriptor is closed.
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -196,13 +196,18 @@ fn config_for(upstream: &Upstream53, query_timeout: Duration) -> Config {
     config
 }
 
-/// Polls the engine until its packet loop has ended, for at most `wait`.
-fn wait_for_loop_end(engine: &Engine, wait: Duration) -> PacketPathStats {
+/// Polls until the host has been told that the device is gone, for at
+/// most `wait`; the packet stats as they are then, and the reasons given.
+fn wait_for_device_gone(
+    engine: &Engine,
+    events: &EventLog,
+    wait: Duration,
+) -> (PacketPathStats, Vec<String>) {
     let deadline = Instant::now() + wait;
     loop {
-        let s = engine.packet_stats();
-        if !s.running || Instant::now() >= deadline {
-            return s;
+        let closed = events.tun_closed();
+        if !closed.is_empty() || Instant::now() >= deadline {
+            return (engine.packet_stats(), closed);
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -692,13 +697,13 @@ fn the_loop_ends_when_the_device_reports_end_of_file() {
     ));
 
     drop(phone);
-    let s = wait_for_loop_end(&engine, Duration::from_secs(5));
-    assert!(!s.running, "the loop kept running after EOF: {s:?}");
+    let (s, closed) = wait_for_device_gone(&engine, &events, Duration::from_secs(5));
+    assert_eq!(closed, vec!["end of file on the device"]);
+    assert!(!s.running, "reported gone while still running: {s:?}");
     assert_eq!(s.read_errors, 0, "EOF is an end, not an error: {s:?}");
-    assert_eq!(events.tun_closed(), vec!["end of file on the device"]);
 
-    // The engine itself still runs: a new device can be attached and is
-    // answered on.
+    // The engine itself still runs: a new device can be attached as soon
+    // as the host has heard the old one is gone, and is answered on.
     let (phone, tun) = UnixDatagram::pair().unwrap();
     phone
         .set_read_timeout(Some(Duration::from_secs(3)))
@@ -714,6 +719,84 @@ fn the_loop_ends_when_the_device_reports_end_of_file() {
         .unwrap();
     let mut buf = vec![0u8; 1500];
     let n = phone.recv(&mut buf).expect("an answer on the new device");
+    let Packet::Udp(reply) = parse(&buf[..n]) else {
+        panic!("not a UDP reply");
+    };
+    assert_eq!(
+        decode_answer(reply.payload(&buf[..n])).unwrap().rcode,
+        "NOERROR"
+    );
+    engine.stop();
+}
+
+/// A host that answers the report of a lost device by attaching the next
+/// one at once, from inside the report, as the app does when Android
+/// revokes and re-establishes its tunnel.
+#[derive(Default)]
+struct ReattachingHost {
+    engine: std::sync::OnceLock<std::sync::Weak<Engine>>,
+    next_device: std::sync::Mutex<Option<OwnedFd>>,
+    attached: std::sync::Mutex<Option<Result<(), String>>>,
+}
+
+impl Host for ReattachingHost {
+    fn on_event(&self, event: Event) {
+        if !matches!(event, Event::TunClosed { .. }) {
+            return;
+        }
+        let Some(engine) = self.engine.get().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
+        if let Some(device) = self.next_device.lock().unwrap().take() {
+            let result = engine.attach_tun(device).map_err(|e| e.to_string());
+            *self.attached.lock().unwrap() = Some(result);
+        }
+    }
+}
+
+#[test]
+fn a_new_device_can_be_attached_from_inside_the_report_that_the_old_one_is_gone() {
+    let upstream = Upstream53::start(false);
+    let (old_phone, old_tun) =
+        socket2::Socket::pair(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None).unwrap();
+    let (new_phone, new_tun) = UnixDatagram::pair().unwrap();
+    new_phone
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let host = Arc::new(ReattachingHost::default());
+    *host.next_device.lock().unwrap() = Some(OwnedFd::from(new_tun));
+    let engine = Arc::new(
+        Engine::start(
+            &config_for(&upstream, Duration::from_secs(5)),
+            OwnedFd::from(old_tun),
+            host.clone(),
+        )
+        .unwrap(),
+    );
+    host.engine.set(Arc::downgrade(&engine)).unwrap();
+
+    drop(old_phone);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let attached = loop {
+        if let Some(result) = host.attached.lock().unwrap().take() {
+            break result;
+        }
+        assert!(Instant::now() < deadline, "the host never heard of the EOF");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(attached, Ok(()), "attaching from inside the report");
+    assert!(engine.packet_stats().running);
+    new_phone
+        .send(&udp_packet(
+            client_v4(),
+            dns_v4(),
+            &query("c.test", "A", 9, None),
+        ))
+        .unwrap();
+    let mut buf = vec![0u8; 1500];
+    let n = new_phone
+        .recv(&mut buf)
+        .expect("an answer on the new device");
     let Packet::Udp(reply) = parse(&buf[..n]) else {
         panic!("not a UDP reply");
     };
@@ -758,13 +841,12 @@ fn the_loop_ends_when_the_tun_interface_is_deleted() {
             return;
         }
     }
-    let s = wait_for_loop_end(&engine, Duration::from_secs(5));
+    let (s, closed) = wait_for_device_gone(&engine, &events, Duration::from_secs(5));
     assert!(
         !s.running,
         "the loop kept running on a deleted interface: {s:?}"
     );
     assert_eq!(s.read_errors, 0, "{s:?}");
-    let closed = events.tun_closed();
     assert_eq!(closed.len(), 1, "{closed:?}");
     assert!(closed[0].contains("EBADFD"), "{closed:?}");
     engine.stop();
